@@ -1,0 +1,31 @@
+"""The ``pgpulse`` command: demo, serve, doctor, advise, logs, bench.
+
+Every sub-command turns bad input into one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from pgpulse.cli_demo import demo, serve
+
+app = typer.Typer(
+    name="pgpulse",
+    help="Find why a FastAPI + SQLAlchemy + PostgreSQL API is slow, fix it, prove it, keep it fixed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command()(demo)
+app.command()(serve)
+# Each capability registers its own command here (one line each):
+# -- commands --
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

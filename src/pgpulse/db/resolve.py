@@ -1,0 +1,38 @@
+"""Which database a command talks to: the URL the user gave, DATABASE_URL, or the embedded demo server."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.db.engine import libpq_url
+
+DEMO_DATABASE = "citizen"
+
+
+@dataclass
+class Target:
+    url: str  # libpq DSN (postgresql://...), may contain a password: print it only through engine.redact
+    server: EmbeddedPostgres | None  # set when we started (or reused) the embedded server
+    owns_server: bool = False  # this process started it, so this process stops it
+
+    def close(self) -> None:
+        """Stop the embedded server only if this process started it."""
+        if self.server is not None and self.owns_server:
+            self.server.stop()
+
+
+def resolve(url: str | None, database: str = DEMO_DATABASE, keep_running: bool = False) -> Target:
+    """Use ``url``, else ``$DATABASE_URL``, else the embedded demo cluster's ``database``.
+
+    The embedded cluster persists in the user cache directory, so ``pgpulse doctor`` after ``pgpulse demo``
+    audits the demo data. A server already running (e.g. ``pgpulse demo`` still serving) is reused.
+    """
+    dsn = url or os.environ.get("PGPULSE_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if dsn:
+        return Target(url=libpq_url(dsn), server=None)
+    server = EmbeddedPostgres()
+    was_running = (server.data_dir / "postmaster.pid").exists() and server.pid() is not None
+    server.start()
+    return Target(url=server.url(database), server=server, owns_server=not was_running and not keep_running)

@@ -1,0 +1,43 @@
+"""Settings read from the environment (prefix ``PGPULSE_``), so one build runs in dev, CI and production.
+
+``DATABASE_URL`` is also accepted without the prefix because that is what every hosting platform sets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PGPULSE_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PGPULSE_DATABASE_URL", "DATABASE_URL")
+    )
+
+    # Pool: sized for one uvicorn worker; workers x (pool_size + max_overflow) must fit max_connections.
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=5, ge=0)
+    pool_timeout: float = Field(default=5.0, gt=0)
+    pool_recycle: int = Field(default=1800, ge=-1)
+    pool_pre_ping: bool = True
+    pgbouncer: bool = False
+    connect_timeout: float = Field(default=5.0, gt=0)
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+    # Profiler
+    profiler_enabled: bool = True
+    nplusone_threshold: int = Field(default=5, ge=2)
+    slow_query_ms: float = Field(default=200.0, ge=0)
+    server_timing: bool = False
+    log_parameters: bool = False
+    sqlcommenter: bool = False
+    metrics_route: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,77 @@
+"""One real PostgreSQL per test session: the embedded server, or PGPULSE_TEST_DATABASE_URL when set.
+
+Each test module that needs isolation asks ``make_database`` for a database of its own, so modules never
+see each other's tables or statistics and the server starts only once.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+
+from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
+from pgpulse.db.engine import libpq_url
+
+MakeDatabase = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server object (None when an external server is used); fault tests restart it."""
+    if os.environ.get("PGPULSE_TEST_DATABASE_URL"):
+        yield None
+        return
+    with ephemeral_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: EmbeddedPostgres | None) -> str:
+    """libpq DSN of the maintenance database (a superuser)."""
+    external = os.environ.get("PGPULSE_TEST_DATABASE_URL")
+    if external:
+        return libpq_url(external)
+    assert pg_server is not None
+    return pg_server.url()
+
+
+def with_database(url: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def make_database(pg_url: str) -> AsyncIterator[MakeDatabase]:
+    """Create a uniquely named empty database and return its libpq DSN; all are dropped at the end."""
+    created: list[str] = []
+
+    async def make(prefix: str = "t", extensions: tuple[str, ...] = ()) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        created.append(name)
+        url = with_database(pg_url, name)
+        if extensions:
+            conn = await asyncpg.connect(url)
+            try:
+                for ext in extensions:
+                    await conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{ext}"')
+            finally:
+                await conn.close()
+        return url
+
+    yield make
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
