@@ -1,0 +1,1 @@
+"""CitizenApp: the reference API, our demo, benchmark subject and integration test bed."""
