@@ -1,0 +1,93 @@
+"""GET /users/{id}/posts: three strategies, one body, and the query counts that tell them apart."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from pgpulse.citizenapp.seed import SHOWCASE_COMMENTS, SHOWCASE_POSTS
+
+
+@contextmanager
+def count_queries(citizen: Any) -> Iterator[list[str]]:
+    statements: list[str] = []
+    engine = citizen.app.state.engine.sync_engine
+
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+async def get_posts(citizen: Any, user_id: int, strategy: str) -> tuple[dict[str, object], int]:
+    with count_queries(citizen) as statements:
+        response = await citizen.client.get(f"/users/{user_id}/posts", params={"strategy": strategy})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json(), len(statements)
+
+
+async def test_strategies_return_identical_bodies_for_the_showcase_user(citizen: Any) -> None:
+    uid = citizen.seeded.showcase_user_id
+    assert uid is not None
+    bodies = {s: (await get_posts(citizen, uid, s))[0] for s in ("lazy", "selectin", "single")}
+    assert bodies["lazy"] == bodies["selectin"] == bodies["single"]
+    body = bodies["single"]
+    posts = body["posts"]
+    assert isinstance(posts, list) and len(posts) == SHOWCASE_POSTS
+    assert all(len(p["comments"]) == SHOWCASE_COMMENTS for p in posts)
+    stamps = [(p["created_at"], p["id"]) for p in posts]
+    assert stamps == sorted(stamps, reverse=True), "posts come newest first"
+    assert body["user"] == {"id": uid, "name": f"Citizen {uid}", "email": f"citizen{uid}@example.org"}
+
+
+@pytest.mark.parametrize("pick", ["hot", "cold", "empty"])
+async def test_query_counts_lazy_is_1_plus_n_plus_nm_selectin_3_single_1(citizen: Any, pick: str) -> None:
+    if pick == "hot":
+        uid = citizen.seeded.hot_user_ids[0]
+    else:
+        # a cold user with some posts, or one with none
+        async with citizen.app.state.engine.connect() as conn:
+            from sqlalchemy import text
+
+            sql = (
+                "SELECT u.id FROM users u WHERE (SELECT count(*) FROM posts p WHERE p.user_id = u.id) "
+                + ("BETWEEN 2 AND 20" if pick == "cold" else "= 0")
+                + " ORDER BY u.id LIMIT 1"
+            )
+            uid = (await conn.execute(text(sql))).scalar_one()
+    lazy, n_lazy = await get_posts(citizen, uid, "lazy")
+    selectin, n_selectin = await get_posts(citizen, uid, "selectin")
+    single, n_single = await get_posts(citizen, uid, "single")
+    assert lazy == selectin == single
+    m_posts = len(single["posts"])  # type: ignore[arg-type]
+    # N = 1 user: 1 query for the user + N for their posts + N·M for each post's comments.
+    assert n_lazy == 1 + 1 + 1 * m_posts
+    # selectin: user, posts, comments; SQLAlchemy sends the IN list in chunks of 500 parents, and skips the
+    # comments query when there are no posts.
+    assert n_selectin == (2 + math.ceil(m_posts / 500) if m_posts else 2)
+    if 0 < m_posts <= 500:
+        assert n_selectin == 3
+    assert n_single == 1
+
+
+async def test_unknown_user_is_404_in_every_strategy(citizen: Any) -> None:
+    for strategy in ("lazy", "selectin", "single"):
+        response = await citizen.client.get("/users/999999999/posts", params={"strategy": strategy})
+        assert response.status_code == 404
+        assert response.json() == {"detail": "user 999999999 not found"}
+
+
+async def test_unknown_strategy_is_422_naming_the_choices(citizen: Any) -> None:
+    response = await citizen.client.get("/users/1/posts", params={"strategy": "eager"})
+    assert response.status_code == 422
+    assert "lazy" in response.text and "selectin" in response.text and "single" in response.text
