@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,8 @@ class Settings(BaseSettings):
     )
 
     # Pool: sized for one uvicorn worker; workers x (pool_size + max_overflow) must fit max_connections.
+    # "null" opens a connection per checkout: only for comparison (bench) or behind an external pooler.
+    pool: Literal["queue", "null"] = "queue"
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=5, ge=0)
     pool_timeout: float = Field(default=5.0, gt=0)

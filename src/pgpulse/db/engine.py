@@ -70,7 +70,7 @@ def make_engine(
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = lambda: f"__pgpulse_{uuid4().hex}__"
     kwargs: dict[str, Any] = {"connect_args": connect_args, "pool_pre_ping": settings.pool_pre_ping}
-    if null_pool:
+    if null_pool or settings.pool == "null":
         kwargs["poolclass"] = NullPool
     else:
         kwargs.update(
