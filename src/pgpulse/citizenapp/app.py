@@ -13,6 +13,7 @@ from pgpulse.citizenapp import errors
 from pgpulse.citizenapp.routes import posts, users
 from pgpulse.db import health
 from pgpulse.db.engine import make_engine
+from pgpulse.profiler import PgPulseMiddleware, instrument, metrics_app
 from pgpulse.settings import Settings, get_settings
 
 
@@ -35,6 +36,19 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     app.state.engine = engine
     app.state.settings = settings
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    if settings.profiler_enabled:
+        instrument(
+            engine,
+            threshold=settings.nplusone_threshold,
+            slow_query_ms=settings.slow_query_ms,
+            log_parameters=settings.log_parameters,
+            sqlcommenter=settings.sqlcommenter,
+        )
+        app.add_middleware(
+            PgPulseMiddleware, threshold=settings.nplusone_threshold, server_timing=settings.server_timing
+        )
+    if settings.metrics_route:
+        app.mount("/metrics", metrics_app())
     app.include_router(users.router)
     app.include_router(posts.router)
     app.include_router(health.router)

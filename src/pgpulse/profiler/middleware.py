@@ -1,0 +1,72 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it breaks contextvars and streaming) opening one record per
+request, adding ``Server-Timing`` and reporting N+1 findings when the response is done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pgpulse.profiler import metrics
+from pgpulse.profiler.context import Record, close_record, open_record
+
+log = structlog.get_logger("pgpulse.profiler")
+
+
+class PgPulseMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        threshold: int = 5,
+        server_timing: bool = False,
+        log_findings: bool = True,
+    ) -> None:
+        self.app = app
+        self.threshold = threshold
+        self.server_timing = server_timing
+        self.log_findings = log_findings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = Record(threshold=self.threshold, method=scope.get("method"), scope=scope)
+        token = open_record(record)
+        send_with_timing = send
+        if self.server_timing:
+
+            async def send_with_timing(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = MutableHeaders(scope=message)
+                    headers.append(
+                        "Server-Timing", f'db;dur={record.db_ms:.1f};desc="{record.query_count} queries"'
+                    )
+                await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_timing)
+        finally:
+            close_record(record, token)
+            self._report(record)
+
+    def _report(self, record: Record) -> None:
+        route = record.route_name() or "<unmatched>"
+        metrics.QUERIES_PER_REQUEST.labels(route).observe(record.query_count)
+        for finding in record.findings:
+            metrics.NPLUSONE_FINDINGS.labels(route, finding.relationship or "").inc()
+            if self.log_findings:
+                fields: dict[str, Any] = {
+                    "route": route,
+                    "fingerprint": finding.fingerprint,
+                    "count": finding.count,
+                    "duration_ms": round(finding.total_ms, 3),
+                    "relationship": finding.relationship,
+                    "loaded_via": finding.loaded_via,
+                    "source": str(finding.site) if finding.site else None,
+                    "statement": finding.statement,
+                    "fix": finding.fix,
+                }
+                log.warning("n_plus_one", **fields)
