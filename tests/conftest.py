@@ -17,6 +17,7 @@ from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
 from pgpulse.db.engine import libpq_url
 
 MakeDatabase = Callable[..., Awaitable[str]]
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,8 @@ class NPlusOne:
             head = f"N+1: lazy load of {self.relationship}{via} ran {self.count} times{where}"
         else:
             head = f"N+1: the same query ran {self.count} times{where}"
-        return f"{head}\n  query: {self.statement}\n  fix:   {self.fix}"
+        code = f"\n  code:  {self.site.line}" if self.site and self.site.line else ""
+        return f"{head}{code}\n  query: {self.statement}\n  fix:   {self.fix}"
 
 
 @dataclass
