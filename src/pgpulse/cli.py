@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from pgpulse.cli_demo import demo, serve
+from pgpulse.doctor.command import doctor
 
 app = typer.Typer(
     name="pgpulse",
@@ -21,6 +22,7 @@ app.command()(demo)
 app.command()(serve)
 # Each capability registers its own command here (one line each):
 # -- commands --
+app.command()(doctor)
 
 
 def main() -> None:

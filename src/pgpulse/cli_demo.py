@@ -126,13 +126,9 @@ class _QuietServer(uvicorn.Server):
 def _serve(target: Target, port: int, host: str, profiler: bool) -> None:
     from pgpulse.citizenapp.app import create_app
 
-    settings = Settings(
-        database_url=target.url, server_timing=True, metrics_route=True, profiler_enabled=profiler
-    )
+    settings = Settings(database_url=target.url, server_timing=True, metrics_route=True, profiler_enabled=profiler)
     app = create_app(target.url, settings)
-    console.print(
-        f"\nCitizenApp on [bold]http://{host}:{port}[/]  (API docs: /docs, metrics: /metrics)  Ctrl-C stops"
-    )
+    console.print(f"\nCitizenApp on [bold]http://{host}:{port}[/]  (API docs: /docs, metrics: /metrics)  Ctrl-C stops")
     server = _QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     asyncio.run(server.serve())
 
@@ -163,12 +159,10 @@ def demo(
         console.print("Try:")
         showcase = ids["showcase"]
         for strategy in ("lazy", "selectin", "single"):
-            console.print(
-                f"  curl -si '{base}/users/{showcase}/posts?strategy={strategy}' | grep -i server-timing"
-            )
+            console.print(f"  curl -si '{base}/users/{showcase}/posts?strategy={strategy}' | grep -i server-timing")
         console.print(f"  curl -s '{base}/users/{ids['hot']}/posts/published?limit=10'")
         console.print(f"  curl -s {base}/health/db")
-        console.print(f"  pgpulse doctor {'' if target.server else redact(target.url)}".rstrip())
+        console.print(f"  pgpulse doctor {'' if target.server else redact(target.url)} --app-workers 4 --pool-size 10".replace("  ", " "))
         if not no_serve:
             _serve(target, port, host, profiler=True)
     finally:

@@ -29,9 +29,7 @@ def _to_body(user: User, posts: list[tuple[Post, list[str]]]) -> UserPosts:
     return UserPosts(
         user=UserRef(id=user.id, name=user.name, email=user.email),
         posts=[
-            PostWithComments(
-                id=p.id, title=p.title, status=p.status, created_at=p.created_at, comments=comments
-            )
+            PostWithComments(id=p.id, title=p.title, status=p.status, created_at=p.created_at, comments=comments)
             for p, comments in posts
         ],
     )
@@ -49,9 +47,7 @@ async def load_lazy(session: AsyncSession, user_id: int) -> UserPosts | None:
 
 
 async def load_selectin(session: AsyncSession, user_id: int) -> UserPosts | None:
-    stmt = (
-        select(User).where(User.id == user_id).options(selectinload(User.posts).selectinload(Post.comments))
-    )
+    stmt = select(User).where(User.id == user_id).options(selectinload(User.posts).selectinload(Post.comments))
     user = (await session.scalars(stmt)).one_or_none()
     if user is None:
         return None

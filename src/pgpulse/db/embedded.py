@@ -278,9 +278,7 @@ class EmbeddedPostgres:
         if self.fast:
             values.update(FAST_SETTINGS)
         values.update(self.settings)
-        values.update(
-            {"listen_addresses": f"'{self.host}'", "port": str(self.port), "unix_socket_directories": "''"}
-        )
+        values.update({"listen_addresses": f"'{self.host}'", "port": str(self.port), "unix_socket_directories": "''"})
         body = "".join(f"{k} = {v}\n" for k, v in values.items())
         conf = self.data_dir / "pgpulse.conf"
         conf.write_text("# written by pgpulse on every start\n" + body)

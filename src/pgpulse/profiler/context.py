@@ -78,9 +78,7 @@ class Record:
     threshold: int = 5
     route: str | None = None
     method: str | None = None
-    scope: MutableMapping[str, Any] | None = (
-        None  # the ASGI scope: the router fills in the matched route later
-    )
+    scope: MutableMapping[str, Any] | None = None  # the ASGI scope: the router fills in the matched route later
     queries: list[QueryEvent] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     sites: dict[str, Site | None] = field(default_factory=dict)

@@ -97,9 +97,7 @@ def instrument(
     slow_ms = slow_query_ms
 
     @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
-    def before(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> Any:
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
         if context is not None:
             setattr(context, _START, time.perf_counter())
         if sqlcommenter:
@@ -110,9 +108,7 @@ def instrument(
         return statement, parameters
 
     @event.listens_for(sync_engine, "after_cursor_execute")
-    def after(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         started = getattr(context, _START, None)
         if started is None:
             return

@@ -41,9 +41,7 @@ class PgPulseMiddleware:
             async def send_with_timing(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     headers = MutableHeaders(scope=message)
-                    headers.append(
-                        "Server-Timing", f'db;dur={record.db_ms:.1f};desc="{record.query_count} queries"'
-                    )
+                    headers.append("Server-Timing", f'db;dur={record.db_ms:.1f};desc="{record.query_count} queries"')
                 await send(message)
 
         try:

@@ -109,9 +109,7 @@ def detect(record: Record) -> list[NPlusOne]:
     route = record.route_name()
     for fingerprint, indexes in by_fingerprint.items():
         first = record.queries[indexes[0]]
-        relationship = next(
-            (record.queries[i].relationship for i in indexes if record.queries[i].relationship), None
-        )
+        relationship = next((record.queries[i].relationship for i in indexes if record.queries[i].relationship), None)
         loaded_via = None
         if relationship is not None:
             loaded_via = record.loaded_by.get(relationship.split(".", 1)[0])

@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('draft', 'published', 'archived')", name="ck_posts_status"),
         postgresql_with=HIGH_CHURN,
     )
-    op.create_index(
-        "ix_posts_user_status_created", "posts", ["user_id", "status", sa.text("created_at DESC")]
-    )
+    op.create_index("ix_posts_user_status_created", "posts", ["user_id", "status", sa.text("created_at DESC")])
     op.create_table(
         "comments",
         sa.Column("id", sa.BigInteger, primary_key=True),

@@ -1,0 +1,1 @@
+"""Doctor: a read-only audit of a live PostgreSQL."""

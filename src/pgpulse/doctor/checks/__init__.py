@@ -1,0 +1,30 @@
+"""One module per check; ``ALL`` is the order they run and print in."""
+
+from pgpulse.doctor.check import Check
+from pgpulse.doctor.checks.bloat import BloatCheck
+from pgpulse.doctor.checks.connections import ConnectionsCheck
+from pgpulse.doctor.checks.duplicate_indexes import DuplicateIndexesCheck
+from pgpulse.doctor.checks.invalid_indexes import InvalidIndexesCheck
+from pgpulse.doctor.checks.missing_indexes import MissingIndexesCheck
+from pgpulse.doctor.checks.settings import SettingsCheck
+from pgpulse.doctor.checks.stale_statistics import StaleStatisticsCheck
+from pgpulse.doctor.checks.top_queries import TopQueriesCheck
+from pgpulse.doctor.checks.unused_indexes import UnusedIndexesCheck
+from pgpulse.doctor.checks.vacuum import VacuumCheck
+from pgpulse.doctor.checks.wraparound import WraparoundCheck
+
+ALL: tuple[Check, ...] = (
+    InvalidIndexesCheck(),
+    MissingIndexesCheck(),
+    UnusedIndexesCheck(),
+    DuplicateIndexesCheck(),
+    VacuumCheck(),
+    BloatCheck(),
+    StaleStatisticsCheck(),
+    WraparoundCheck(),
+    TopQueriesCheck(),
+    SettingsCheck(),
+    ConnectionsCheck(),
+)
+
+__all__ = ["ALL"]

@@ -1,0 +1,96 @@
+"""Plant one instance of each problem the doctor finds, so ``pgpulse doctor`` on the demo shows them all.
+
+Only ever run against the demo database (``pgpulse demo`` calls it). It drops and recreates its own
+tables, so it is safe to run again. What it plants, and which check should fire:
+
+* ``audit_events``: 200,000 rows queried by ``account_id`` ordered by ``created_at`` with no index for
+  it → missing-index signal, top queries (and ``pgpulse advise`` proposes the composite);
+  ``ix_audit_events_payload`` never used → unused index; ``ix_audit_events_kind`` is a left prefix of
+  ``ix_audit_events_kind_created`` → redundant index.
+* ``session_tokens``: autovacuum disabled, every row updated twice after the last ANALYZE → dead tuples,
+  bloat, stale statistics; a failed ``CREATE UNIQUE INDEX CONCURRENTLY`` on it → invalid index.
+* CitizenApp's own indexes get a few real scans (the seed query, a comments load), so that they are not
+  reported as unused right after seeding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import asyncpg
+
+from pgpulse.db.engine import libpq_url
+
+AUDIT_ROWS = 200_000
+TOKENS = 50_000
+
+SCHEMA = f"""
+DROP TABLE IF EXISTS audit_events, session_tokens CASCADE;
+CREATE TABLE audit_events (
+    id bigserial PRIMARY KEY,
+    account_id integer NOT NULL,
+    kind text NOT NULL,
+    payload text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+INSERT INTO audit_events (account_id, kind, payload, created_at)
+SELECT (g % 5000) + 1,
+       (ARRAY['login', 'logout', 'update', 'export'])[1 + g % 4],
+       md5(g::text),
+       timestamptz '2026-01-01' + (g || ' seconds')::interval
+FROM generate_series(1, {AUDIT_ROWS}) AS g;
+CREATE INDEX ix_audit_events_payload ON audit_events (payload);
+CREATE INDEX ix_audit_events_kind ON audit_events (kind);
+CREATE INDEX ix_audit_events_kind_created ON audit_events (kind, created_at);
+
+CREATE TABLE session_tokens (
+    id bigserial PRIMARY KEY,
+    user_id integer NOT NULL,
+    token text NOT NULL,
+    last_seen timestamptz NOT NULL DEFAULT now()
+) WITH (autovacuum_enabled = false);
+INSERT INTO session_tokens (user_id, token)
+SELECT g % 1000, md5(g::text) FROM generate_series(1, {TOKENS}) AS g;
+"""
+CHURN = """
+UPDATE session_tokens SET last_seen = last_seen + interval '1 minute';
+UPDATE session_tokens SET token = md5(token);
+"""
+
+SLOW_QUERY = "SELECT id, kind, created_at FROM audit_events WHERE account_id = $1 ORDER BY created_at DESC LIMIT 20"
+
+
+async def plant_problems(url: str) -> None:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        for extension in ("pg_stat_statements", "pgstattuple"):
+            # not shipped or not preloaded on this server: the doctor says how to enable it
+            with contextlib.suppress(asyncpg.PostgresError):
+                await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
+        await conn.execute(SCHEMA)
+        # Counters reach pg_stat only when a backend flushes them; flush before ANALYZE so that the load
+        # itself does not count as "modified since analyze".
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("ANALYZE audit_events, session_tokens")
+        await conn.execute(CHURN)
+        # user_id repeats, so the unique build fails and leaves an INVALID index behind — the real-world
+        # way invalid indexes appear.
+        with contextlib.suppress(asyncpg.UniqueViolationError):
+            await conn.execute("CREATE UNIQUE INDEX CONCURRENTLY ix_session_tokens_user ON session_tokens (user_id)")
+        if await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"):
+            await conn.execute("SELECT pg_stat_statements_reset()")  # the workload, not the set-up
+        for account in range(1, 41):
+            await conn.fetch(SLOW_QUERY, account)
+        if await conn.fetchval("SELECT to_regclass('public.posts') IS NOT NULL"):
+            await conn.execute("SET enable_seqscan = off")
+            for user_id in range(1, 6):
+                await conn.fetch(
+                    "SELECT id FROM posts WHERE user_id = $1 AND status = 'published' "
+                    "ORDER BY created_at DESC LIMIT 10",
+                    user_id,
+                )
+                await conn.fetch("SELECT text FROM comments WHERE post_id = $1 ORDER BY id", user_id)
+            await conn.execute("RESET enable_seqscan")
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    finally:
+        await conn.close()

@@ -1,0 +1,135 @@
+"""Run the checks on one read-only session; a check that cannot run is skipped with a note, never fatal.
+
+The session is opened with ``default_transaction_read_only = on``, a ``statement_timeout`` and a
+``lock_timeout``: the doctor inspects production databases and must never write, wait on a lock or run
+away. A missing privilege (a role without pg_monitor/pg_read_all_stats) skips that one check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from pgpulse.db.engine import libpq_url
+from pgpulse.doctor.check import Check, Context, Finding, Options
+from pgpulse.doctor.checks import ALL
+
+SESSION_SETTINGS = {
+    "default_transaction_read_only": "on",
+    "statement_timeout": "10s",
+    "lock_timeout": "1s",
+    "idle_in_transaction_session_timeout": "60s",
+    "application_name": "pgpulse-doctor",
+}
+
+
+class ConnectError(Exception):
+    """The database cannot be reached or refused us; ``str()`` is one line, without the password."""
+
+
+@dataclass
+class CheckResult:
+    name: str
+    title: str
+    findings: list[Finding] = field(default_factory=list)
+    skipped: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    database: str
+    server_version: str
+    results: list[CheckResult]
+    seconds: float
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.results for f in r.findings]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(libpq_url(url), timeout=timeout, server_settings=SESSION_SETTINGS)
+    except asyncpg.InvalidPasswordError as exc:
+        raise ConnectError(f"authentication failed: {_one_line(exc)}") from exc
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise ConnectError(f"no such database: {_one_line(exc)}") from exc
+    except asyncpg.PostgresError as exc:
+        raise ConnectError(f"the server refused the connection: {_one_line(exc)}") from exc
+    except TimeoutError as exc:
+        raise ConnectError(f"timed out after {timeout:g} s connecting") from exc
+    except OSError as exc:
+        raise ConnectError(f"cannot connect: {exc.strerror or _one_line(exc)}") from exc
+    except (
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.ProtocolViolationError,
+        ConnectionError,
+        EOFError,
+    ) as exc:
+        raise ConnectError(f"the server did not speak the PostgreSQL protocol: {_one_line(exc)}") from exc
+    except Exception as exc:  # asyncpg raises odd things at a non-PostgreSQL port
+        raise ConnectError(f"cannot connect ({type(exc).__name__}): {_one_line(exc)}") from exc
+
+
+def _skip_reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        return f"skipped: insufficient privilege ({_one_line(exc)}); grant pg_monitor to this role"
+    if isinstance(exc, (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError, asyncpg.UndefinedObjectError)):
+        return f"skipped: {_one_line(exc)} (extension or view not available)"
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return "skipped: the check hit the statement timeout"
+    return f"skipped: {type(exc).__name__}: {_one_line(exc)}"
+
+
+async def run_checks(
+    url: str,
+    options: Options | None = None,
+    checks: Sequence[Check] = ALL,
+    on_progress: Callable[[str], None] | None = None,
+) -> Report:
+    began = time.perf_counter()
+    conn = await connect(url)
+    try:
+        # Keep our own catalog queries out of pg_stat_statements where the role may (superuser only).
+        with contextlib.suppress(asyncpg.PostgresError):
+            await conn.execute("SET pg_stat_statements.track = 'none'")
+        version = await conn.fetchval("SHOW server_version")
+        version_num = int(await conn.fetchval("SHOW server_version_num"))
+        database = await conn.fetchval("SELECT current_database()")
+        extensions = {r["extname"] for r in await conn.fetch("SELECT extname FROM pg_extension")}
+        preload = await conn.fetchval("SHOW shared_preload_libraries")
+        ctx = Context(
+            conn=conn,
+            server_version=version_num,
+            database=database,
+            extensions=extensions,
+            preload_libraries={p.strip() for p in preload.split(",") if p.strip()},
+            options=options or Options(),
+        )
+        results = []
+        for check in checks:
+            if on_progress:
+                on_progress(check.title)
+            started = time.perf_counter()
+            result = CheckResult(check.name, check.title)
+            try:
+                # each check in its own read-only transaction: one failure cannot poison the next
+                async with conn.transaction(readonly=True):
+                    result.findings = await check.run(ctx)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                result.skipped = _skip_reason(exc)
+            result.seconds = time.perf_counter() - started
+            results.append(result)
+    finally:
+        await conn.close()
+    return Report(database=database, server_version=version, results=results, seconds=time.perf_counter() - began)
