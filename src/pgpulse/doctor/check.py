@@ -74,11 +74,15 @@ class Context:
     extensions: set[str]
     preload_libraries: set[str]
     options: Options
+    settings: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # as the server has them
 
 
 class Check(Protocol):
-    name: str
-    title: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
 
     async def run(self, ctx: Context) -> list[Finding]: ...
 

@@ -18,13 +18,10 @@ from pgpulse.db.engine import libpq_url
 from pgpulse.doctor.check import Check, Context, Finding, Options
 from pgpulse.doctor.checks import ALL
 
-SESSION_SETTINGS = {
-    "default_transaction_read_only": "on",
-    "statement_timeout": "10s",
-    "lock_timeout": "1s",
-    "idle_in_transaction_session_timeout": "60s",
-    "application_name": "pgpulse-doctor",
-}
+SESSION_SETTINGS = {"default_transaction_read_only": "on", "application_name": "pgpulse-doctor"}
+# Set after the server's own values are read, so the settings check judges the server, not our session.
+SESSION_LIMITS = {"statement_timeout": "10s", "lock_timeout": "1s", "idle_in_transaction_session_timeout": "60s"}
+SERVER_SETTINGS_SQL = "SELECT name, setting, unit FROM pg_settings"
 
 
 class ConnectError(Exception):
@@ -57,7 +54,23 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-async def connect(url: str, timeout: float = 10.0) -> asyncpg.Connection:
+Settings = dict[str, tuple[str, str | None]]
+
+
+async def connect(url: str, timeout: float = 10.0) -> tuple[asyncpg.Connection, Settings]:
+    """A read-only session with our limits set, and the server's settings as they were before we set them."""
+    conn = await _open(url, timeout)
+    try:
+        settings = {r["name"]: (r["setting"], r["unit"]) for r in await conn.fetch(SERVER_SETTINGS_SQL)}
+        for name, value in SESSION_LIMITS.items():
+            await conn.execute(f"SET {name} = '{value}'")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, settings
+
+
+async def _open(url: str, timeout: float) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(libpq_url(url), timeout=timeout, server_settings=SESSION_SETTINGS)
     except asyncpg.InvalidPasswordError as exc:
@@ -98,7 +111,7 @@ async def run_checks(
     on_progress: Callable[[str], None] | None = None,
 ) -> Report:
     began = time.perf_counter()
-    conn = await connect(url)
+    conn, settings = await connect(url)
     try:
         # Keep our own catalog queries out of pg_stat_statements where the role may (superuser only).
         with contextlib.suppress(asyncpg.PostgresError):
@@ -107,7 +120,7 @@ async def run_checks(
         version_num = int(await conn.fetchval("SHOW server_version_num"))
         database = await conn.fetchval("SELECT current_database()")
         extensions = {r["extname"] for r in await conn.fetch("SELECT extname FROM pg_extension")}
-        preload = await conn.fetchval("SHOW shared_preload_libraries")
+        preload = settings.get("shared_preload_libraries", ("", None))[0]  # hidden from unprivileged roles
         ctx = Context(
             conn=conn,
             server_version=version_num,
@@ -115,6 +128,7 @@ async def run_checks(
             extensions=extensions,
             preload_libraries={p.strip() for p in preload.split(",") if p.strip()},
             options=options or Options(),
+            settings=settings,
         )
         results = []
         for check in checks:

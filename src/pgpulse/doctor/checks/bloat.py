@@ -8,6 +8,9 @@ versus actual pages. VACUUM makes the space reusable; only VACUUM FULL / pg_repa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from pgpulse.doctor.check import Context, Finding, Severity, pretty_bytes, qualified
 
 MIN_BYTES = 1 << 20  # ignore relations under 1 MB: bloat there costs nothing measurable
@@ -55,14 +58,16 @@ def estimated_table_bloat(reltuples: float, relpages: int, row_width: float, blo
     return max(0.0, 1 - expected / relpages)
 
 
+@dataclass
 class BloatCheck:
-    name = "bloat"
-    title = "Table and index bloat"
+    min_bytes: int = MIN_BYTES
+    name: ClassVar[str] = "bloat"
+    title: ClassVar[str] = "Table and index bloat"
 
     async def run(self, ctx: Context) -> list[Finding]:
         measured = "pgstattuple" in ctx.extensions
         findings = []
-        for row in await ctx.conn.fetch(TABLES, MIN_BYTES, LARGEST):
+        for row in await ctx.conn.fetch(TABLES, self.min_bytes, LARGEST):
             table = qualified(row["schemaname"], row["table_name"])
             if measured:
                 m = await ctx.conn.fetchrow(MEASURE_TABLE, row["oid"])
@@ -99,7 +104,7 @@ class BloatCheck:
                 )
             )
         if measured:
-            for row in await ctx.conn.fetch(INDEXES, MIN_BYTES, LARGEST):
+            for row in await ctx.conn.fetch(INDEXES, self.min_bytes, LARGEST):
                 name = qualified(row["schemaname"], row["index_name"])
                 m = await ctx.conn.fetchrow(MEASURE_INDEX, row["oid"])
                 density = float(m["avg_leaf_density"])

@@ -7,6 +7,9 @@ Every PostgreSQL connection is a process with its own memory; running out means 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from pgpulse.doctor.check import Context, Finding, Severity
 
 USAGE_WARN = 0.8
@@ -32,9 +35,12 @@ ORDER BY query_start
 """
 
 
+@dataclass
 class ConnectionsCheck:
-    name = "connections"
-    title = "Connections and pool sizing"
+    idle_tx_seconds: float = IDLE_TX_SECONDS
+    long_query_seconds: float = LONG_QUERY_SECONDS
+    name: ClassVar[str] = "connections"
+    title: ClassVar[str] = "Connections and pool sizing"
 
     async def run(self, ctx: Context) -> list[Finding]:
         limits = await ctx.conn.fetchrow(LIMITS)
@@ -57,7 +63,7 @@ class ConnectionsCheck:
                     fix="Put PgBouncer (transaction mode) in front, or shrink the application pools.",
                 )
             )
-        for row in await ctx.conn.fetch(SESSIONS, IDLE_TX_SECONDS, LONG_QUERY_SECONDS):
+        for row in await ctx.conn.fetch(SESSIONS, self.idle_tx_seconds, self.long_query_seconds):
             idle = row["state"] != "active"
             seconds = row["state_seconds"] if idle else row["query_seconds"]
             findings.append(
@@ -86,24 +92,21 @@ class ConnectionsCheck:
         if opts.app_workers is not None and opts.pool_size is not None:
             overflow = opts.max_overflow or 0
             demand = opts.app_workers * (opts.pool_size + overflow)
-            fits = demand <= usable - in_use + 0  # what is free now is what the app can still take
-            severity = Severity.info if demand <= usable * USAGE_WARN else Severity.warning
-            if demand > usable:
-                severity = Severity.critical
-            per_worker = max(1, int(usable * USAGE_WARN) // max(opts.app_workers, 1))
-            findings.append(
-                Finding(
-                    check=self.name,
-                    severity=severity,
-                    object="application pools",
-                    title=f"{opts.app_workers} workers × (pool_size {opts.pool_size} + max_overflow {overflow}) "
-                    f"= {demand} connections vs {usable} usable"
-                    + ("" if demand <= usable else ": the pools cannot all fill"),
-                    evidence={**evidence, "demand": demand, "fits_free_now": fits},
-                    fix=None
-                    if severity is Severity.info
-                    else f"Keep pool_size + max_overflow ≤ {per_worker} per worker, or put PgBouncer in front "
-                    "(transaction mode; set PGPULSE_PGBOUNCER=true so asyncpg stops preparing statements).",
+            if demand > usable * USAGE_WARN:
+                per_worker = max(1, int(usable * USAGE_WARN) // opts.app_workers)
+                findings.append(
+                    Finding(
+                        check=self.name,
+                        severity=Severity.critical if demand > usable else Severity.warning,
+                        object="application pools",
+                        title=f"{opts.app_workers} workers × (pool_size {opts.pool_size} + max_overflow {overflow})"
+                        f" = {demand} connections vs {usable} usable"
+                        + (": the pools cannot all fill" if demand > usable else ": little headroom left"),
+                        evidence={**evidence, "demand": demand, "usable": usable},
+                        fix=f"Keep pool_size + max_overflow ≤ {per_worker} per worker, or put PgBouncer in front "
+                        "(transaction mode; set PGPULSE_PGBOUNCER=true so asyncpg stops preparing statements).",
+                        note="Under load every pool grows to pool_size + max_overflow; the excess gets "
+                        "'too many clients' errors instead of queueing.",
+                    )
                 )
-            )
         return findings

@@ -9,6 +9,8 @@ turns them into a verified index.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import ClassVar
 
 from pgpulse.doctor.check import Context, Finding, Severity, qualified
 
@@ -40,12 +42,16 @@ LIMIT 3
 """
 
 
+@dataclass
 class MissingIndexesCheck:
-    name = "missing_indexes"
-    title = "Missing-index signals"
+    min_rows: int = MIN_ROWS
+    min_avg_rows_per_scan: int = MIN_AVG_ROWS_PER_SCAN
+    min_seq_scans: int = MIN_SEQ_SCANS
+    name: ClassVar[str] = "missing_indexes"
+    title: ClassVar[str] = "Missing-index signals"
 
     async def run(self, ctx: Context) -> list[Finding]:
-        rows = await ctx.conn.fetch(SQL, MIN_ROWS, MIN_AVG_ROWS_PER_SCAN, MIN_SEQ_SCANS)
+        rows = await ctx.conn.fetch(SQL, self.min_rows, self.min_avg_rows_per_scan, self.min_seq_scans)
         findings = []
         statements_available = "pg_stat_statements" in ctx.extensions
         for row in rows:

@@ -12,13 +12,6 @@ from dataclasses import dataclass
 
 from pgpulse.doctor.check import Context, Finding, Severity
 
-SQL = """
-SELECT name, setting, unit, boot_val, source
-FROM pg_settings
-WHERE name IN ('log_min_duration_statement', 'track_io_timing', 'shared_buffers', 'work_mem',
-               'random_page_cost', 'idle_in_transaction_session_timeout', 'statement_timeout',
-               'block_size', 'effective_cache_size', 'auto_explain.log_min_duration')
-"""
 CACHE = """
 SELECT blks_hit, blks_read, temp_files, temp_bytes
 FROM pg_stat_database WHERE datname = current_database()
@@ -105,9 +98,9 @@ class SettingsCheck:
     title = "Server settings"
 
     async def run(self, ctx: Context) -> list[Finding]:
-        rows = await ctx.conn.fetch(SQL)
-        values = {r["name"]: r["setting"] for r in rows}
-        units = {r["name"]: r["unit"] for r in rows}
+        # read from pg_settings at connect time, before the doctor set its own session timeouts
+        values = {name: value for name, (value, _) in ctx.settings.items()}
+        units = {name: unit for name, (_, unit) in ctx.settings.items()}
         findings = []
         for rule in RULES:
             if rule.setting in values and rule.applies(values):

@@ -7,7 +7,9 @@ vacuumed — for large high-churn tables we compute a per-table scale factor fro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from pgpulse.doctor.check import Context, Finding, Severity, qualified
 
@@ -47,9 +49,11 @@ def _last(*stamps: datetime | None) -> datetime | None:
     return max(present) if present else None
 
 
+@dataclass
 class VacuumCheck:
-    name = "vacuum"
-    title = "Vacuum and dead tuples"
+    large_table_rows: int = LARGE_TABLE
+    name: ClassVar[str] = "vacuum"
+    title: ClassVar[str] = "Vacuum and dead tuples"
 
     async def run(self, ctx: Context) -> list[Finding]:
         findings = []
@@ -94,7 +98,7 @@ class VacuumCheck:
                     )
                 )
             current = _option(row["reloptions"], "autovacuum_vacuum_scale_factor")
-            if live >= LARGE_TABLE and row["churn"] >= live * 0.1 and current is None:
+            if live >= self.large_table_rows and row["churn"] >= live * 0.1 and current is None:
                 vacuum_sf, analyze_sf = proposed_scale_factors(live)
                 findings.append(
                     Finding(

@@ -7,6 +7,9 @@ that means freezing is blocked (long transactions, abandoned replication slots, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from pgpulse.doctor.check import Context, Finding, Severity, qualified
 
 WRAP = 2**31
@@ -20,15 +23,18 @@ LIMIT 10
 """
 
 
+@dataclass
 class WraparoundCheck:
-    name = "wraparound"
-    title = "Transaction ID wraparound"
+    min_age: int | None = None  # default: 1.5 × autovacuum_freeze_max_age
+    name: ClassVar[str] = "wraparound"
+    title: ClassVar[str] = "Transaction ID wraparound"
 
     async def run(self, ctx: Context) -> list[Finding]:
         freeze_max_age = int(await ctx.conn.fetchval("SELECT current_setting('autovacuum_freeze_max_age')"))
         db_age = int(await ctx.conn.fetchval(SQL_DB))
         findings = []
-        if db_age > freeze_max_age * 1.5:
+        threshold = self.min_age if self.min_age is not None else int(freeze_max_age * 1.5)
+        if db_age > threshold:
             fraction = db_age / WRAP
             findings.append(
                 Finding(
@@ -42,14 +48,14 @@ class WraparoundCheck:
                     "replication slots: they hold the freeze horizon back.",
                 )
             )
-        for row in await ctx.conn.fetch(SQL_TABLES, int(freeze_max_age * 1.5)):
+        for row in await ctx.conn.fetch(SQL_TABLES, threshold):
             table = qualified(row["schemaname"], row["table_name"])
             findings.append(
                 Finding(
                     check=self.name,
                     severity=Severity.warning,
                     object=f"table {table}",
-                    title=f"{table} has XID age {row['age']:,}, over 1.5× autovacuum_freeze_max_age",
+                    title=f"{table} has XID age {row['age']:,} (autovacuum_freeze_max_age is {freeze_max_age:,})",
                     evidence={"age": row["age"], "autovacuum_freeze_max_age": freeze_max_age},
                     fix=f"VACUUM (FREEZE, VERBOSE) {table};",
                 )

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pgpulse.doctor.check import Severity
+from pgpulse.doctor.checks.vacuum import VacuumCheck, proposed_scale_factors
+
+CHURNED = [
+    "CREATE TABLE churn (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false)",
+    "INSERT INTO churn SELECT g, 0 FROM generate_series(1, 30000) g",
+    "UPDATE churn SET v = 1",
+]
+
+
+async def test_dead_tuples_with_autovacuum_off_are_critical(db: str, execute: Any, run_check: Any) -> None:
+    await execute(db, *CHURNED)
+    findings = await run_check(db, VacuumCheck())
+    [dead] = [f for f in findings if "dead tuples" in f.title]
+    assert dead.severity is Severity.warning or dead.severity is Severity.critical
+    assert dead.evidence["n_dead_tup"] == 30_000 and dead.evidence["autovacuum_enabled"] is False
+    assert dead.fix == "VACUUM (ANALYZE, VERBOSE) churn;\nALTER TABLE churn RESET (autovacuum_enabled);"
+
+
+async def test_large_busy_table_gets_per_table_scale_factors(db: str, execute: Any, run_check: Any) -> None:
+    await execute(db, *CHURNED, "VACUUM churn")
+    findings = await run_check(db, VacuumCheck(large_table_rows=20_000))
+    [proposal] = [f for f in findings if "autovacuum_vacuum_scale_factor" in (f.fix or "")]
+    vacuum_sf, analyze_sf = proposed_scale_factors(30_000)
+    assert proposal.fix == (
+        f"ALTER TABLE churn SET (autovacuum_vacuum_scale_factor = {vacuum_sf}, "
+        f"autovacuum_analyze_scale_factor = {analyze_sf});"
+    )
+
+
+def test_scale_factors_shrink_with_table_size() -> None:
+    assert proposed_scale_factors(100_000) == (0.2, 0.1)
+    assert proposed_scale_factors(10_000_000) == (0.005, 0.0025)
+    assert proposed_scale_factors(10**10) == (0.001, 0.0005)
+
+
+async def test_vacuumed_table_is_healthy(db: str, execute: Any, run_check: Any) -> None:
+    await execute(db, "CREATE TABLE ok (id int PRIMARY KEY)", "INSERT INTO ok SELECT generate_series(1, 30000)")
+    await execute(db, "DELETE FROM ok WHERE id % 100 = 0", "VACUUM ok")
+    assert await run_check(db, VacuumCheck()) == []
