@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of every before/after claim pgpulse makes."""
