@@ -9,6 +9,7 @@ import typer
 
 from pgpulse.cli_demo import demo, serve
 from pgpulse.doctor.command import doctor
+from pgpulse.logs.command import logs
 
 app = typer.Typer(
     name="pgpulse",
@@ -23,6 +24,7 @@ app.command()(serve)
 # Each capability registers its own command here (one line each):
 # -- commands --
 app.command()(doctor)
+app.command()(logs)
 
 
 def main() -> None:

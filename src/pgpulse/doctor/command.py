@@ -16,12 +16,7 @@ from pgpulse.doctor.check import Options, Severity
 from pgpulse.doctor.report import exit_code, render_json, render_markdown, render_table
 from pgpulse.doctor.runner import ConnectError, run_checks
 from pgpulse.errors import fail
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
+from pgpulse.formats import Format
 
 
 class FailOn(StrEnum):
