@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from pgpulse.advisor.command import advise
 from pgpulse.cli_demo import demo, serve
 from pgpulse.doctor.command import doctor
 from pgpulse.logs.command import logs
@@ -25,6 +26,7 @@ app.command()(serve)
 # -- commands --
 app.command()(doctor)
 app.command()(logs)
+app.command()(advise)
 
 
 def main() -> None:

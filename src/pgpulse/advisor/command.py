@@ -1,0 +1,149 @@
+"""``pgpulse advise [DATABASE_URL]``: verified CREATE INDEX statements for the slow queries of a workload."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from pgpulse.advisor.advise import Advice, Advisor, Options
+from pgpulse.advisor.apply import Applied, apply
+from pgpulse.advisor.report import render_json, render_markdown, render_table
+from pgpulse.advisor.verify import Verifier, VerifyError
+from pgpulse.advisor.workload import (
+    WorkloadError,
+    WorkloadQuery,
+    from_file,
+    from_logs,
+    from_pg_stat_statements,
+    from_text,
+)
+from pgpulse.db.embedded import EmbeddedError
+from pgpulse.db.engine import DatabaseURLError, libpq_url, redact
+from pgpulse.db.resolve import resolve
+from pgpulse.doctor.runner import ConnectError, connect
+from pgpulse.errors import fail
+from pgpulse.formats import Format
+
+
+def advise(
+    database_url: str | None = typer.Argument(
+        None, help="postgresql://… to advise on; default: $DATABASE_URL, else the embedded demo database."
+    ),
+    query: list[str] = typer.Option([], "--query", "-q", help="A query to advise on (repeatable)."),
+    file: Path | None = typer.Option(None, "--file", help="A file of SQL statements separated by semicolons."),
+    log: list[Path] = typer.Option([], "--log", help="A PostgreSQL server log (repeatable); see `pgpulse logs`."),
+    table: str | None = typer.Option(None, "--table", help="Only queries that read this table."),
+    queryid: int | None = typer.Option(None, "--queryid", help="Only this pg_stat_statements queryid."),
+    top: int = typer.Option(20, "--top", min=1, help="Read this many queries (by total time) from the workload."),
+    min_calls: int = typer.Option(1, "--min-calls", min=1, help="Ignore queries run fewer times than this."),
+    factor: float = typer.Option(2.0, "--factor", min=1.0, help="Keep an index only if the cost drops this many x."),
+    measure: bool = typer.Option(False, "--measure", help="Also time the queries for real (EXPLAIN ANALYZE)."),
+    allow_build: bool = typer.Option(
+        False,
+        "--allow-build",
+        help="No HypoPG: verify by building each index in a rolled-back transaction "
+        "(takes a SHARE lock while building: disposable databases only).",
+    ),
+    do_apply: bool = typer.Option(False, "--apply", help="Create the advised indexes (CONCURRENTLY)."),
+    lock_timeout_ms: int = typer.Option(5_000, "--lock-timeout-ms", min=1, help="lock_timeout for --apply."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every step: queries, candidates, costs."),
+) -> None:
+    """Propose the fewest indexes that make the workload's slow queries fast, each verified by the planner."""
+    if sum(bool(x) for x in (query, file, log)) > 1:
+        fail("give one workload source: --query, --file or --log (default: pg_stat_statements)")
+    if queryid is not None and (query or file or log):
+        fail("--queryid selects from pg_stat_statements: do not combine it with --query, --file or --log")
+    try:
+        target = resolve(database_url)
+        libpq_url(target.url)
+    except (DatabaseURLError, EmbeddedError) as exc:
+        fail(str(exc).splitlines()[0])
+    shown = redact(target.url)
+    stderr = Console(stderr=True, highlight=False)
+
+    def step(message: str) -> None:
+        if verbose:
+            stderr.print(f"[dim]{message}[/]", markup=True, soft_wrap=True)
+
+    options = Options(factor=factor, measure=measure, table=table)
+    applied: list[Applied] = []
+    try:
+        advice = asyncio.run(_run(target.url, options, allow_build, query, file, log, queryid, top, min_calls, step))
+        if do_apply and advice.recommendations:
+            applied = asyncio.run(apply(libpq_url(target.url), advice.recommendations, lock_timeout_ms, step))
+            if measure:
+                asyncio.run(_measure_after(target.url, advice, {a.name for a in applied if a.ok}))
+    except ConnectError as exc:
+        fail(f"{shown}: {exc}")
+    except (WorkloadError, VerifyError) as exc:
+        fail(str(exc))
+    finally:
+        target.close()
+    if format is Format.json:
+        sys.stdout.write(render_json(advice, shown) + "\n")
+    elif format is Format.markdown:
+        sys.stdout.write(render_markdown(advice, shown) + "\n")
+    else:
+        render_table(advice, shown, Console(highlight=False))
+    for result in applied:
+        style = "green" if result.ok else "bold red"
+        stderr.print(f"[{style}]{result.name}: {result.message}[/]")
+    if any(not r.ok for r in applied):
+        raise typer.Exit(1)
+
+
+async def _run(
+    url: str,
+    options: Options,
+    allow_build: bool,
+    queries: list[str],
+    file: Path | None,
+    logs: list[Path],
+    queryid: int | None,
+    top: int,
+    min_calls: int,
+    step: Callable[[str], None],
+) -> Advice:
+    workload: list[WorkloadQuery]
+    if queries:
+        workload = from_text(queries, "argument")
+    elif file is not None:
+        workload = from_file(file)
+    elif logs:
+        workload = from_logs(logs, top, min_calls)
+    else:
+        workload = []
+    conn, _ = await connect(url)
+    try:
+        # Costing and rolled-back builds of large tables take longer than the doctor's 10 s limit.
+        await conn.execute("SET statement_timeout = '10min'")
+        if not (queries or file or logs):
+            workload = await from_pg_stat_statements(conn, top, min_calls, queryid)
+        if not workload:
+            raise WorkloadError("no queries to advise on (pg_stat_statements is empty for this database?)")
+        step(f"read {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}")
+        verifier = await Verifier.create(conn, allow_build, step)
+        return await Advisor(conn, verifier, options, step).run(workload)
+    finally:
+        await conn.close()
+
+
+async def _measure_after(url: str, advice: Advice, created: set[str]) -> None:
+    """With the indexes really there, time each query they serve again (same representative values)."""
+    conn, _ = await connect(url)
+    try:
+        verifier = Verifier(conn, "applied", 0)
+        for rec in advice.recommendations:
+            if rec.candidate.name not in created:
+                continue
+            for verdict in rec.verdicts:
+                if verdict.bound_sql is not None:
+                    verdict.measured_after_ms = await verifier.measure(verdict.bound_sql)
+    finally:
+        await conn.close()

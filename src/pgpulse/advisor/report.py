@@ -1,0 +1,118 @@
+"""Render advice: each index with its reasons, costs, size and write cost; then every query's verdict."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from pgpulse.advisor.advise import Advice, Recommendation, Verdict, _size
+
+STATUS_STYLE = {"improved": "green", "covered": "cyan", "no-gain": "yellow", "skipped": "dim"}
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f} ms"
+
+
+def _speedup(verdict: Verdict) -> str:
+    text = f"cost {verdict.cost_before:,.1f} → {verdict.cost_after:,.1f} ({verdict.factor:,.1f}× lower)"
+    if verdict.measured_before_ms is not None and verdict.measured_after_ms:
+        ratio = verdict.measured_before_ms / verdict.measured_after_ms
+        text += (
+            f"; measured {_ms(verdict.measured_before_ms)} → {_ms(verdict.measured_after_ms)} ({ratio:,.1f}× faster)"
+        )
+    elif verdict.measured_before_ms is not None:
+        text += f"; measured now {_ms(verdict.measured_before_ms)} (after: needs --allow-build or --apply)"
+    if verdict.generic_plan:
+        text += " [generic plan]"
+    return text
+
+
+def verdict_dict(v: Verdict) -> dict[str, Any]:
+    return {
+        "query": v.query.sql,
+        "source": v.query.source,
+        "queryid": v.query.queryid,
+        "calls": v.query.calls,
+        "status": v.status,
+        "reason": v.reason,
+        "cost_before": v.cost_before,
+        "cost_after": v.cost_after,
+        "cost_factor": round(v.factor, 2) if v.factor else None,
+        "measured_before_ms": v.measured_before_ms,
+        "measured_after_ms": v.measured_after_ms,
+        "index": v.index.name if v.index else None,
+    }
+
+
+def recommendation_dict(r: Recommendation) -> dict[str, Any]:
+    return {
+        "name": r.candidate.name,
+        "table": r.candidate.table.qualified,
+        "columns": [{"name": c.name, "desc": c.desc} for c in r.candidate.columns],
+        "create": r.create_sql,
+        "alembic": r.alembic(),
+        "size_bytes": r.size_bytes,
+        "reason": r.verdicts[0].reason if r.verdicts else "",
+        "write_cost": r.write_note(),
+        "queries": [verdict_dict(v) for v in r.verdicts],
+    }
+
+
+def render_json(advice: Advice, target: str) -> str:
+    doc = {
+        "database": target,
+        "method": advice.method,
+        "recommendations": [recommendation_dict(r) for r in advice.recommendations],
+        "queries": [verdict_dict(v) for v in advice.verdicts],
+    }
+    return json.dumps(doc, indent=2, default=str)
+
+
+def render_markdown(advice: Advice, target: str) -> str:
+    lines = [f"# pgpulse advise: {target}", "", f"Verified with {advice.method}.", ""]
+    if not advice.recommendations:
+        lines += ["No index to add: every query read is already served, or no candidate met the cost factor.", ""]
+    for i, r in enumerate(advice.recommendations, 1):
+        lines += [f"## {i}. `{r.candidate.name}` on `{r.candidate.table.qualified}` (~{_size(r.size_bytes)})", ""]
+        lines += ["```sql", r.create_sql, "```", ""]
+        for v in r.verdicts:
+            lines.append(
+                f"- `{' '.join(v.query.sql.split())[:200]}` ({v.query.calls} calls): {v.reason}; {_speedup(v)}"
+            )
+        lines += ["", f"Write cost: {r.write_note()}", "", "Alembic:", "", "```python", r.alembic(), "```", ""]
+    lines += ["## queries", "", "| status | query | reason |", "|---|---|---|"]
+    for v in advice.verdicts:
+        query = " ".join(v.query.sql.split())[:160].replace("|", "\\|")
+        lines.append(f"| {v.status} | `{query}` | {v.reason.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def render_table(advice: Advice, target: str, console: Console) -> None:
+    console.print(f"[bold]pgpulse advise[/] {target} — verified with {advice.method}")
+    if not advice.recommendations:
+        console.print("[green]No index to add:[/] every query read is already served, or none met the cost factor.")
+    for i, r in enumerate(advice.recommendations, 1):
+        body = Table.grid(padding=(0, 1))
+        body.add_column(style="bold", no_wrap=True)
+        body.add_column()
+        body.add_row("create", Syntax(r.create_sql, "sql", word_wrap=True, background_color="default"))
+        for v in r.verdicts:
+            body.add_row("serves", f"{' '.join(v.query.sql.split())[:160]}\n[dim]{v.reason}[/]\n{_speedup(v)}")
+        body.add_row("size", f"~{_size(r.size_bytes)}")
+        body.add_row("write cost", r.write_note())
+        body.add_row("alembic", Syntax(r.alembic(), "python", word_wrap=True, background_color="default"))
+        console.print(Panel(body, title=f"{i}. {r.candidate.name}", title_align="left", border_style="green"))
+    table = Table(title="queries read", expand=True, show_lines=False)
+    table.add_column("status", no_wrap=True)
+    table.add_column("query", ratio=3)
+    table.add_column("verdict", ratio=2)
+    for v in advice.verdicts:
+        style = STATUS_STYLE.get(v.status, "")
+        table.add_row(f"[{style}]{v.status}[/]", " ".join(v.query.sql.split())[:200], v.reason)
+    console.print(table)

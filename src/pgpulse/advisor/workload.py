@@ -1,0 +1,86 @@
+"""Where the queries to advise on come from: pg_stat_statements, a server log, the command line or a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from pgpulse.logs import read_logs, summarize
+from pgpulse.sql import split_statements
+
+STATEMENTS_SQL = """
+SELECT s.queryid, s.query, s.calls, s.total_exec_time AS total_ms, s.mean_exec_time AS mean_ms
+  FROM pg_stat_statements s
+  JOIN pg_database d ON d.oid = s.dbid
+ WHERE d.datname = current_database()
+   AND s.query ~* '^\\s*(select|with|update|delete)\\M'
+   AND s.query !~* 'pg_catalog\\.|information_schema\\.|pg_stat|hypopg|^\\s*explain'
+   AND s.calls >= $1
+   AND ($2::bigint IS NULL OR s.queryid = $2)
+ ORDER BY s.total_exec_time DESC
+ LIMIT $3
+"""
+
+
+class WorkloadError(RuntimeError):
+    """The workload cannot be read; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class WorkloadQuery:
+    sql: str
+    source: str  # "pg_stat_statements" | "log" | "argument" | "file"
+    calls: int = 1
+    total_ms: float = 0.0
+    mean_ms: float = 0.0
+    queryid: int | None = None
+
+    def label(self) -> str:
+        if self.queryid is not None:
+            return f"queryid {self.queryid}"
+        return self.source
+
+
+async def from_pg_stat_statements(
+    conn: asyncpg.Connection, limit: int, min_calls: int = 1, queryid: int | None = None
+) -> list[WorkloadQuery]:
+    installed = await conn.fetchval("SELECT true FROM pg_extension WHERE extname = 'pg_stat_statements'")
+    if not installed:
+        raise WorkloadError(
+            "pg_stat_statements is not enabled in this database: add it to shared_preload_libraries and run "
+            "CREATE EXTENSION pg_stat_statements, or give queries with --query, --file or --log"
+        )
+    rows = await conn.fetch(STATEMENTS_SQL, min_calls, queryid, limit)
+    if queryid is not None and not rows:
+        raise WorkloadError(f"queryid {queryid} is not in pg_stat_statements for this database")
+    return [
+        WorkloadQuery(r["query"], "pg_stat_statements", r["calls"], r["total_ms"], r["mean_ms"], r["queryid"])
+        for r in rows
+    ]
+
+
+def from_logs(paths: list[Path], limit: int, min_calls: int = 1) -> list[WorkloadQuery]:
+    for path in paths:
+        if not path.is_file():
+            raise WorkloadError(f"{path}: no such log file")
+    try:
+        parsed = read_logs(paths)
+    except (OSError, EOFError) as exc:
+        raise WorkloadError(f"cannot read log: {exc}") from exc
+    stats = sorted(summarize(parsed.entries), key=lambda s: s.total, reverse=True)
+    return [WorkloadQuery(s.query, "log", s.count, s.total, s.mean) for s in stats if s.count >= min_calls][:limit]
+
+
+def from_text(texts: list[str], source: str) -> list[WorkloadQuery]:
+    """Split SQL text into statements (PostgreSQL's scanner: semicolons in strings are not boundaries)."""
+    return [WorkloadQuery(statement, source) for text in texts for statement in split_statements(text)]
+
+
+def from_file(path: Path) -> list[WorkloadQuery]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return from_text([text], "file")
