@@ -162,7 +162,9 @@ def demo(
             console.print(f"  curl -si '{base}/users/{showcase}/posts?strategy={strategy}' | grep -i server-timing")
         console.print(f"  curl -s '{base}/users/{ids['hot']}/posts/published?limit=10'")
         console.print(f"  curl -s {base}/health/db")
-        console.print(f"  pgpulse doctor {'' if target.server else redact(target.url)} --app-workers 4 --pool-size 10".replace("  ", " "))
+        where = "" if target.server else " " + redact(target.url)
+        console.print(f"  pgpulse doctor{where} --app-workers 4 --pool-size 10")
+        console.print(f"  pgpulse advise{where} --table audit_events -v")
         if not no_serve:
             _serve(target, port, host, profiler=True)
     finally:

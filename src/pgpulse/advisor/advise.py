@@ -33,7 +33,7 @@ class Verdict:
     """What the advisor concluded for one query."""
 
     query: WorkloadQuery
-    status: str  # "improved" | "covered" | "no-gain" | "skipped"
+    status: str  # "improved" | "covered" | "no-gain" | "skipped" | "ignored" (not reported)
     reason: str
     cost_before: float | None = None
     cost_after: float | None = None
@@ -126,7 +126,8 @@ class Advisor:
             prepared = await self._prepare(query)
             if isinstance(prepared, Verdict):
                 self.log(f"  → {prepared.status}: {prepared.reason}")
-                verdicts.append(prepared)
+                if prepared.status != "ignored":
+                    verdicts.append(prepared)
                 continue
             verdict = await self._best(query, prepared)
             self.log(f"  → {verdict.status}: {verdict.reason}")
@@ -137,22 +138,26 @@ class Advisor:
         return Advice(self.verifier.method, recommendations, verdicts)
 
     async def _prepare(self, query: WorkloadQuery) -> _Prepared | Verdict:
+        # A workload read from the server or its log also holds the tools' own catalog queries: "ignored"
+        # verdicts are left out of the report for those sources, and shown for queries the user gave.
+        noise = "ignored" if query.source in ("pg_stat_statements", "log") else "skipped"
         try:
             shape = analyze(query.sql)
         except UnsupportedQuery as exc:
-            return Verdict(query, "skipped", str(exc))
+            return Verdict(query, noise if "reads no table" in str(exc) else "skipped", str(exc))
+        wanted = self.options.table
+        if wanted and not any(wanted in (r.name, f"{r.schema}.{r.name}") for r in shape.tables):
+            return Verdict(query, "ignored", f"does not read {wanted}")
         tables: dict[str, TableInfo] = {}
         for ref in shape.tables:
             info = await self.table(ref.schema, ref.name)
+            if info is None and (ref.schema in SYSTEM_SCHEMAS or ref.name.startswith("pg_")):
+                return Verdict(query, noise, "reads only system catalogs")
             if info is None:
                 return Verdict(query, "skipped", f"table {ref.name!r} not found (or not a table) in this database")
             tables[ref.alias] = info
         if all(t.schema in SYSTEM_SCHEMAS for t in tables.values()):
-            return Verdict(query, "skipped", "reads only system catalogs")
-        if self.options.table and not any(
-            self.options.table in (t.name, f"{t.schema}.{t.name}") for t in tables.values()
-        ):
-            return Verdict(query, "skipped", f"does not read {self.options.table}")
+            return Verdict(query, noise, "reads only system catalogs")
         unanalyzed = [t.name for t in tables.values() if not t.analyzed]
         if unanalyzed:
             names = ", ".join(unanalyzed)

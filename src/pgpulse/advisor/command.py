@@ -71,6 +71,10 @@ def advise(
         if verbose:
             stderr.print(f"[dim]{message}[/]", markup=True, soft_wrap=True)
 
+    if target.server is not None and not allow_build:
+        # pgpulse's own embedded demo database is disposable by construction: no HypoPG there, so build.
+        allow_build = True
+        step("embedded demo database: verifying by rolled-back builds (it is disposable)")
     options = Options(factor=factor, measure=measure, table=table)
     applied: list[Applied] = []
     try:
