@@ -4,10 +4,12 @@ otherwise, and one-line errors for every kind of bad input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import asyncpg
@@ -106,10 +108,19 @@ def test_connection_problems_exit_2_with_one_line(plain_db, kind: str) -> None: 
         from sqlalchemy.engine import make_url
 
         url = make_url(plain_db).set(password="wrong").render_as_string(hide_password=False)
-    elif kind == "not-postgres":
+    elif kind == "not-postgres":  # an HTTP server answering on the port
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen()
+
+        def answer_http(server: socket.socket = listener) -> None:
+            with contextlib.suppress(OSError):
+                peer, _ = server.accept()
+                peer.recv(1024)
+                peer.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                peer.close()
+
+        threading.Thread(target=answer_http, daemon=True).start()
         url = f"postgresql://u:p@127.0.0.1:{listener.getsockname()[1]}/db"
     else:
         url = "mysql://u:p@localhost/db"
