@@ -75,10 +75,16 @@ def advise(
         # pgpulse's own embedded demo database is disposable by construction: no HypoPG there, so build.
         allow_build = True
         step("embedded demo database: verifying by rolled-back builds (it is disposable)")
+
+    def warning(message: str) -> None:
+        stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
     options = Options(factor=factor, measure=measure, table=table)
     applied: list[Applied] = []
     try:
-        advice = asyncio.run(_run(target.url, options, allow_build, query, file, log, queryid, top, min_calls, step))
+        advice = asyncio.run(
+            _run(target.url, options, allow_build, query, file, log, queryid, top, min_calls, step, warning)
+        )
         if do_apply and advice.recommendations:
             applied = asyncio.run(apply(libpq_url(target.url), advice.recommendations, lock_timeout_ms, step))
             if measure:
@@ -113,6 +119,7 @@ async def _run(
     top: int,
     min_calls: int,
     step: Callable[[str], None],
+    warn: Callable[[str], None],
 ) -> Advice:
     workload: list[WorkloadQuery]
     if queries:
@@ -128,7 +135,7 @@ async def _run(
         # Costing and rolled-back builds of large tables take longer than the doctor's 10 s limit.
         await conn.execute("SET statement_timeout = '10min'")
         if not (queries or file or logs):
-            workload = await from_pg_stat_statements(conn, top, min_calls, queryid)
+            workload = await from_pg_stat_statements(conn, top, min_calls, queryid, warn)
         if not workload:
             raise WorkloadError("no queries to advise on (pg_stat_statements is empty for this database?)")
         step(f"read {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}")

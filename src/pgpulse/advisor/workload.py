@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,16 @@ SELECT s.queryid, s.query, s.calls, s.total_exec_time AS total_ms, s.mean_exec_t
   FROM pg_stat_statements s
   JOIN pg_database d ON d.oid = s.dbid
  WHERE d.datname = current_database()
-   AND s.query ~* '^\\s*(select|with|update|delete)\\M'
-   AND s.query !~* 'pg_catalog\\.|information_schema\\.|pg_stat|hypopg|^\\s*explain'
+   AND (s.query = '<insufficient privilege>'  -- counted, to tell the user which grant is missing
+        OR (s.query ~* '^\\s*(select|with|update|delete)\\M'
+            AND s.query !~* 'pg_catalog\\.|information_schema\\.|pg_stat|hypopg|^\\s*explain'))
    AND s.calls >= $1
    AND ($2::bigint IS NULL OR s.queryid = $2)
  ORDER BY s.total_exec_time DESC
  LIMIT $3
 """
+HIDDEN = "<insufficient privilege>"  # what pg_stat_statements shows for other roles' statements without the role
+HIDDEN_MARGIN = 50
 
 
 class WorkloadError(RuntimeError):
@@ -44,7 +48,11 @@ class WorkloadQuery:
 
 
 async def from_pg_stat_statements(
-    conn: asyncpg.Connection, limit: int, min_calls: int = 1, queryid: int | None = None
+    conn: asyncpg.Connection,
+    limit: int,
+    min_calls: int = 1,
+    queryid: int | None = None,
+    warn: Callable[[str], None] = lambda _: None,
 ) -> list[WorkloadQuery]:
     installed = await conn.fetchval("SELECT true FROM pg_extension WHERE extname = 'pg_stat_statements'")
     if not installed:
@@ -52,7 +60,18 @@ async def from_pg_stat_statements(
             "pg_stat_statements is not enabled in this database: add it to shared_preload_libraries and run "
             "CREATE EXTENSION pg_stat_statements, or give queries with --query, --file or --log"
         )
-    rows = await conn.fetch(STATEMENTS_SQL, min_calls, queryid, limit)
+    rows = await conn.fetch(STATEMENTS_SQL, min_calls, queryid, limit + HIDDEN_MARGIN)
+    visible = [r for r in rows if r["query"] != HIDDEN][:limit]
+    hidden = len(rows) - len([r for r in rows if r["query"] != HIDDEN])
+    if hidden:
+        message = (
+            f"pg_stat_statements hides {hidden} statement{'s' if hidden > 1 else ''} of other roles from this "
+            "role: GRANT pg_read_all_stats TO it, or give queries with --query, --file or --log"
+        )
+        if not visible:
+            raise WorkloadError(message)
+        warn(message)
+    rows = visible
     if queryid is not None and not rows:
         raise WorkloadError(f"queryid {queryid} is not in pg_stat_statements for this database")
     return [
