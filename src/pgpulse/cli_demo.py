@@ -20,9 +20,8 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pgpulse.db.embedded import EmbeddedError
 from pgpulse.db.engine import DatabaseURLError, redact
-from pgpulse.db.resolve import DEMO_DATABASE, Target, resolve
+from pgpulse.db.resolve import DEMO_DATABASE, Target, resolve_or_fail
 from pgpulse.errors import fail
 from pgpulse.settings import Settings
 
@@ -40,11 +39,8 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _open_target(url: str | None, keep_running: bool) -> Target:
-    try:
-        with console.status("starting PostgreSQL…" if not url else "connecting…"):
-            target = resolve(url, keep_running=keep_running)
-    except (EmbeddedError, DatabaseURLError) as exc:
-        fail(str(exc).splitlines()[0])
+    with console.status("starting PostgreSQL…" if not url else "connecting…"):
+        target = resolve_or_fail(url, keep_running=keep_running)
     if target.server is not None:
         verb = "started" if target.owns_server else "reused the running server"
         console.print(

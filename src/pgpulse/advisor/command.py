@@ -22,9 +22,8 @@ from pgpulse.advisor.workload import (
     from_pg_stat_statements,
     from_text,
 )
-from pgpulse.db.embedded import EmbeddedError
-from pgpulse.db.engine import DatabaseURLError, libpq_url, redact
-from pgpulse.db.resolve import resolve
+from pgpulse.db.engine import libpq_url, redact
+from pgpulse.db.resolve import resolve_or_fail
 from pgpulse.doctor.runner import ConnectError, connect
 from pgpulse.errors import fail
 from pgpulse.formats import Format
@@ -59,11 +58,7 @@ def advise(
         fail("give one workload source: --query, --file or --log (default: pg_stat_statements)")
     if queryid is not None and (query or file or log):
         fail("--queryid selects from pg_stat_statements: do not combine it with --query, --file or --log")
-    try:
-        target = resolve(database_url)
-        libpq_url(target.url)
-    except (DatabaseURLError, EmbeddedError) as exc:
-        fail(str(exc).splitlines()[0])
+    target = resolve_or_fail(database_url)
     shown = redact(target.url)
     stderr = Console(stderr=True, highlight=False)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from pgpulse.db.embedded import EmbeddedPostgres
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.embedded import EmbeddedError, EmbeddedPostgres
+from pgpulse.db.engine import DatabaseURLError, libpq_url
+from pgpulse.errors import fail
 
 DEMO_DATABASE = "citizen"
 
@@ -36,3 +37,11 @@ def resolve(url: str | None, database: str = DEMO_DATABASE, keep_running: bool =
     was_running = (server.data_dir / "postmaster.pid").exists() and server.pid() is not None
     server.start()
     return Target(url=server.url(database), server=server, owns_server=not was_running and not keep_running)
+
+
+def resolve_or_fail(url: str | None, database: str = DEMO_DATABASE, keep_running: bool = False) -> Target:
+    """``resolve`` for commands: a bad URL, or an embedded server that cannot start, is one line and exit 2."""
+    try:
+        return resolve(url, database, keep_running)
+    except (DatabaseURLError, EmbeddedError) as exc:
+        fail(str(exc).splitlines()[0])

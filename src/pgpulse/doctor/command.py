@@ -9,9 +9,8 @@ from enum import StrEnum
 import typer
 from rich.console import Console
 
-from pgpulse.db.embedded import EmbeddedError
-from pgpulse.db.engine import DatabaseURLError, libpq_url, redact
-from pgpulse.db.resolve import resolve
+from pgpulse.db.engine import redact
+from pgpulse.db.resolve import resolve_or_fail
 from pgpulse.doctor.check import Options, Severity
 from pgpulse.doctor.report import exit_code, render_json, render_markdown, render_table
 from pgpulse.doctor.runner import ConnectError, run_checks
@@ -38,11 +37,7 @@ def doctor(
     """Audit a live PostgreSQL read-only: indexes, vacuum, bloat, statistics, settings, connections, queries."""
     if (app_workers is None) != (pool_size is None):
         fail("--app-workers and --pool-size go together (and optionally --max-overflow)")
-    try:
-        target = resolve(database_url)
-        libpq_url(target.url)
-    except (DatabaseURLError, EmbeddedError) as exc:
-        fail(str(exc).splitlines()[0])
+    target = resolve_or_fail(database_url)
     shown = redact(target.url)
     stderr = Console(stderr=True, highlight=False)
     options = Options(app_workers=app_workers, pool_size=pool_size, max_overflow=max_overflow)
