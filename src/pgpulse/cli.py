@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from pgpulse.advisor.command import advise
+from pgpulse.bench.command import bench
 from pgpulse.cli_demo import demo, serve
 from pgpulse.doctor.command import doctor
 from pgpulse.logs.command import logs
@@ -24,6 +25,7 @@ app.command()(demo)
 app.command()(serve)
 # Each capability registers its own command here (one line each):
 # -- commands --
+app.command()(bench)
 app.command()(doctor)
 app.command()(logs)
 app.command()(advise)

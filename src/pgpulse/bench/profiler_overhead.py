@@ -1,0 +1,157 @@
+"""Pair 6 — what the profiler costs: the same CitizenApp request with and without it, and its listeners'
+cost per query.
+
+The HTTP side runs two app processes (profiler on / off) and alternates rounds between them, so drift on a
+shared machine lands on both. The per-query figure calls the two cursor listeners that ``instrument()``
+registers directly, inside an open request record, minus a no-op function with the same signature: a
+database round trip is 20-100 µs with a spread far larger than the few µs being measured, so timing
+listeners around real queries would mostly measure noise.
+
+    python -m pgpulse.bench.profiler_overhead [--quick] [DATABASE_URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from pgpulse.bench.appserver import serve_app
+from pgpulse.bench.context import BenchContext
+from pgpulse.bench.rounds import HttpCase, http_rounds, server_cpu_ms_per_request
+from pgpulse.bench.stats import PairResult, Target, ratio, summarize
+from pgpulse.profiler import instrument
+from pgpulse.profiler.context import Record, close_record, open_record
+
+STATEMENTS = (
+    "SELECT users.id, users.name, users.email FROM users WHERE users.id = $1::BIGINT",
+    "SELECT posts.user_id, posts.id, posts.title FROM posts WHERE posts.user_id IN ($1::BIGINT)",
+    "SELECT comments.post_id, comments.id, comments.text FROM comments WHERE comments.post_id IN ($1::BIGINT)",
+)
+
+
+class _Context:
+    """Stands in for SQLAlchemy's execution context: the listeners read ``statement`` and set one attribute."""
+
+    def __init__(self, statement: str) -> None:
+        self.statement = statement
+
+
+class _Cursor:
+    rowcount = 1
+
+
+def _noop_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
+    return statement, parameters
+
+
+def _noop_after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    return None
+
+
+def _time_listeners(before: Any, after: Any, calls: int) -> float:
+    """Seconds for ``calls`` before+after pairs, three queries per record as in a selectin request."""
+    cursor = _Cursor()
+    contexts = [_Context(s) for s in STATEMENTS]
+    params = (1,)
+    clock = time.perf_counter
+    spent = 0.0
+    for _ in range(calls // len(STATEMENTS)):
+        # Opening and closing the record (N+1 detection) is per request, not per query: not timed here.
+        record = Record(threshold=5)
+        token = open_record(record)
+        began = clock()
+        for ctx in contexts:
+            before(None, cursor, ctx.statement, params, ctx, False)
+            after(None, cursor, ctx.statement, params, ctx, False)
+        spent += clock() - began
+        close_record(record, token)
+    return spent
+
+
+def listener_cost_us(url: str, calls: int, rounds: int = 9) -> dict[str, Any]:
+    """Per-query cost of the profiler's cursor listeners in µs (median of rounds, noop baseline removed)."""
+    engine = create_async_engine(url)  # never connects: only its event registry is used
+    instrument(engine, slow_query_ms=1e9)
+    befores = list(engine.sync_engine.dispatch.before_cursor_execute)
+    afters = list(engine.sync_engine.dispatch.after_cursor_execute)
+    assert len(befores) == 1 and len(afters) == 1, "instrument() should add exactly one listener of each"
+    before, after = befores[0], afters[0]
+    _time_listeners(before, after, 3_000)  # warm-up: fingerprint cache, code paths
+    per_query = []
+    for _ in range(rounds):
+        with_listeners = _time_listeners(before, after, calls)
+        baseline = _time_listeners(_noop_before, _noop_after, calls)
+        per_query.append((with_listeners - baseline) / calls * 1e6)
+    return {
+        "listener_us_per_query": round(statistics.median(per_query), 3),
+        "rounds_us": [round(x, 3) for x in per_query],
+        "calls_per_round": calls,
+    }
+
+
+async def run(ctx: BenchContext) -> PairResult:
+    pair = PairResult("profiler", "Profiler overhead: GET /users/{id}/posts?strategy=selectin, profiler on vs off")
+    path = f"/users/{ctx.data.showcase_user_id}/posts?strategy=selectin"
+    sz = ctx.sizes
+    async with (
+        serve_app("profiler off", ctx.data.url, {"PGPULSE_PROFILER_ENABLED": "false"}) as off,
+        serve_app("profiler on", ctx.data.url, {"PGPULSE_PROFILER_ENABLED": "true"}) as on,
+    ):
+        cases = [
+            HttpCase("profiler off c=1", off.port, path, 1, off.process.pid),
+            HttpCase("profiler on c=1", on.port, path, 1, on.process.pid),
+        ]
+        # Many short paired rounds: a burst from a neighbour process then spoils one pair, not the result.
+        results = await http_rounds(cases, sz.profiler_rounds, max(0.5, sz.http_seconds / 2), 0.3)
+    for case in cases:
+        name = case.key.split(" c=")[0]
+        variant = summarize("profiler", name, [r.round for r in results[case.key]], concurrency=1, queries=3)
+        variant.extra["server_cpu_ms"] = server_cpu_ms_per_request(results[case.key])
+        pair.variants.append(variant)
+    cost = await asyncio.to_thread(listener_cost_us, ctx.data.sqlalchemy_url, sz.listener_calls)
+    pair.facts.update(cost)
+    v = pair.variant
+    on_off = ratio(v("profiler on c=1").p50_ms, v("profiler off c=1").p50_ms)
+    round_ratios = [
+        ratio(a, b) for a, b in zip(v("profiler on c=1").round_p50_ms, v("profiler off c=1").round_p50_ms, strict=True)
+    ]
+    paired = round(statistics.median(round_ratios), 3)
+    pair.ratios = {
+        "on/off p50 (median of paired rounds)": paired,
+        "on/off p50 (all requests)": on_off,
+        "on/off server CPU per request": ratio(
+            v("profiler on c=1").extra["server_cpu_ms"] or 0.0, v("profiler off c=1").extra["server_cpu_ms"] or 0.0
+        ),
+        "on/off throughput": ratio(v("profiler on c=1").throughput, v("profiler off c=1").throughput),
+    }
+    pair.facts["on_off_p50_by_round"] = round_ratios
+    pair.targets = [
+        # Paired rounds (on right after off) cancel most of the drift a shared machine adds between rounds.
+        Target("profiler adds < 5% to p50 (on/off, median of paired rounds)", paired, 1.05, "<=", unit=""),
+        Target("listener cost per query < 3 µs", cost["listener_us_per_query"], 3.0, "<=", unit=" µs"),
+    ]
+    pair.notes.append(
+        f"per-round on/off p50 ratios: {', '.join(f'{r:.3f}' for r in round_ratios)}; listeners "
+        f"{cost['listener_us_per_query']:.2f} µs per query (rounds: {cost['rounds_us']})."
+    )
+    return pair
+
+
+def main() -> None:
+    from pgpulse.bench.runner import run_cli
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("database_url", nargs="?", default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="bench/results/profiler_overhead")
+    args = parser.parse_args()
+    run_cli(args.database_url, only="profiler", quick=args.quick, out=args.out, compare=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""``pgpulse bench --quick`` end to end on the test server: JSON, Markdown, plots, --compare, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from typer.testing import CliRunner
+
+from pgpulse.bench.report import compare_runs
+from pgpulse.bench.stats import Round, percentile, summarize
+from pgpulse.cli import app
+
+SMOKE_PAIRS = ["composite", "overindex", "bloat", "profiler"]
+
+
+def test_quick_run_reports_every_requested_pair_with_sane_figures(smoke_run: tuple[dict[str, Any], Path]) -> None:
+    out = smoke_run[1]
+    data = json.loads((out / "latest.json").read_text())
+    assert data["quick"] is True
+    assert list(data["pairs"]) == SMOKE_PAIRS
+    assert data["machine"]["cores"] >= 1 and data["machine"]["postgresql"].startswith("18")
+    for name in SMOKE_PAIRS:
+        pair = data["pairs"][name]
+        assert len(pair["variants"]) >= 2, name
+        for v in pair["variants"]:
+            assert v["n"] > 0 and v["p50_ms"] > 0 and v["throughput"] > 0, (name, v["key"])
+            assert v["p50_ms"] <= v["p95_ms"] <= v["p99_ms"], (name, v["key"])
+            assert v["errors"] == 0, (name, v["key"])
+        assert pair["ratios"] and all(r > 0 for r in pair["ratios"].values()), name
+    targets = {t["name"]: t for t in data["targets"]}
+    assert any("composite" in n for n in targets) and any("listener" in n for n in targets)
+
+
+def test_quick_run_measures_the_effects_it_claims(smoke_run: tuple[dict[str, Any], Path]) -> None:
+    """Loose sanity, not timing targets: directions that hold on any machine, even a busy CI runner."""
+    pairs = smoke_run[0]["pairs"]
+    composite = {v["name"]: v for v in pairs["composite"]["variants"]}
+    assert "Index Scan using bench_posts_composite" in composite["(user_id, status, created_at DESC)"]["extra"]["plan"]
+    assert "Seq Scan" in composite["no secondary index"]["extra"]["plan"]
+    assert pairs["overindex"]["ratios"]["47/3 indexes insert throughput"] < 1
+    bloat = {v["name"]: v for v in pairs["bloat"]["variants"]}
+    assert bloat["after 4 full-table UPDATEs"]["extra"]["total_bytes"] > bloat["fresh table"]["extra"]["total_bytes"]
+    assert (
+        bloat["after VACUUM FULL"]["extra"]["total_bytes"] < bloat["after 4 full-table UPDATEs"]["extra"]["total_bytes"]
+    )
+    assert bloat["after 4 full-table UPDATEs"]["extra"]["scan_pages"] > 2 * bloat["fresh table"]["extra"]["scan_pages"]
+    stale = bloat["stale statistics after bulk load"]["extra"]
+    assert stale["actual_rows"] > 10 * stale["estimated_rows"]
+    assert pairs["profiler"]["facts"]["listener_us_per_query"] > 0
+    assert {v["queries"] for v in pairs["profiler"]["variants"]} == {3}
+    assert all(v["extra"]["server_cpu_ms"] > 0 for v in pairs["profiler"]["variants"])
+
+
+def test_markdown_and_plots_are_written(smoke_run: tuple[dict[str, Any], Path]) -> None:
+    out = smoke_run[1]
+    md = (out / "latest.md").read_text()
+    assert "| Pair | Variant |" in md and "## Targets" in md
+    assert ("PASS" in md) or ("MISS" in md)
+    for name in SMOKE_PAIRS:
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name}.png)" in md
+
+
+async def test_scratch_database_is_dropped(smoke_run: tuple[dict[str, Any], Path], pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        left = await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname LIKE 'pgpulse_bench_%'")
+    finally:
+        await conn.close()
+    assert left == 0
+
+
+def test_compare_shows_ratio_changes(smoke_run: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    new = smoke_run[0]
+    old = json.loads(json.dumps(new))
+    old["started_utc"] = "2026-01-01T00:00:00+00:00"
+    old["pairs"]["overindex"]["ratios"]["47/3 indexes insert throughput"] = (
+        new["pairs"]["overindex"]["ratios"]["47/3 indexes insert throughput"] * 2
+    )
+    table = compare_runs(old, new)
+    assert "2026-01-01" in table
+    assert "| overindex | 47/3 indexes insert throughput |" in table
+    assert "-50.0%" in table
+    assert "| composite | composite speed-up vs (user_id) p50 |" in table and "+0.0%" in table
+
+
+def test_cli_compare_appends_the_comparison(
+    smoke_run: tuple[dict[str, Any], Path], pg_url: str, tmp_path: Path
+) -> None:
+    old_file = tmp_path / "old.json"
+    old_file.write_text((smoke_run[1] / "latest.json").read_text())
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["bench", pg_url, "--quick", "--only", "overindex", "--out", str(out), "--compare", str(old_file)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Compared with the run of" in result.output
+    assert "| overindex | 47/3 indexes insert throughput |" in (out / "latest.md").read_text()
+    assert list(json.loads((out / "latest.json").read_text())["pairs"]) == ["overindex"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pgpulse.cli", "bench", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_missing_compare_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = _cli("--compare", str(tmp_path / "nope.json"), "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "nope.json" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_pair_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = _cli("--only", "eager,warp", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "warp" in proc.stderr and "composite" in proc.stderr
+
+
+def test_compare_file_that_is_not_a_result_is_rejected(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"hello": 1}')
+    proc = _cli("--compare", str(bogus), "--out", str(tmp_path))
+    assert proc.returncode == 2 and "not a pgpulse bench result" in proc.stderr
+
+
+def test_percentiles_and_spread() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile(sorted(float(i) for i in range(1, 101)), 95) == 95.0
+    v = summarize("p", "v", [Round([1.0, 1.0, 3.0], 1.0), Round([2.0, 2.0, 2.0], 2.0)])
+    assert v.p50_ms == 2.0 and v.p99_ms == 3.0
+    assert v.round_p50_ms == [1.0, 2.0] and v.spread_pct == 66.7
+    assert v.throughput == 2.25  # median of 3/1 and 3/2 requests per second
