@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     pgbouncer: bool = False
     connect_timeout: float = Field(default=5.0, gt=0)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # Per read request (GET/HEAD), inside its transaction: one slow endpoint cannot hold a pooled connection
+    # for the global statement_timeout; it answers 504 instead. 0 = off (it costs a SET LOCAL per request).
+    route_statement_timeout_ms: int = Field(default=0, ge=0)
 
     # Profiler
     profiler_enabled: bool = True

@@ -2,7 +2,9 @@
 
 Connecting costs about as much as 80-100 simple queries, so a pool is the first fix for a slow API. Behind
 PgBouncer in transaction mode prepared statements break (a statement prepared on one server connection is
-not there on the next), so PgBouncer mode turns asyncpg's statement cache off and names nothing.
+not there on the next), so PgBouncer mode turns off both statement caches and gives every statement a unique
+name. asyncpg's cache alone is not enough: SQLAlchemy's asyncpg adapter keeps its own, reuses a statement
+prepared in an earlier transaction, and ~half the requests fail under concurrency (tests/faults).
 """
 
 from __future__ import annotations
@@ -64,10 +66,14 @@ def make_engine(
         "server_settings": {"application_name": "pgpulse"},
         "command_timeout": None,
     }
-    if settings.statement_timeout_ms:
+    # PgBouncer closes a client that sends statement_timeout at start-up ("unsupported startup parameter"):
+    # behind it, set the timeout on the role (ALTER ROLE ... SET statement_timeout) and rely on
+    # route_statement_timeout_ms, whose SET LOCAL works in transaction mode.
+    if settings.statement_timeout_ms and not settings.pgbouncer:
         connect_args["server_settings"]["statement_timeout"] = str(settings.statement_timeout_ms)
     if settings.pgbouncer:
-        connect_args["statement_cache_size"] = 0
+        connect_args["statement_cache_size"] = 0  # asyncpg's cache
+        connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's, kept across transactions otherwise
         connect_args["prepared_statement_name_func"] = lambda: f"__pgpulse_{uuid4().hex}__"
     kwargs: dict[str, Any] = {"connect_args": connect_args, "pool_pre_ping": settings.pool_pre_ping}
     if null_pool or settings.pool == "null":

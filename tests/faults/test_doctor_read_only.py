@@ -1,0 +1,128 @@
+"""Data safety: the doctor never writes. It runs as a read-only monitoring role against a database armed with
+write traps, and three independent witnesses must agree that nothing was written:
+
+* a statement trigger on every table and an event trigger on every DDL raise ``pgpulse-guard``: a write
+  attempt would surface as a skipped check naming the guard (or a crash);
+* ``default_transaction_read_only`` on the role: a write attempt would surface as a read-only error;
+* pg_stat_statements (every statement the role ran is a read) and pg_stat_database (rows inserted, updated,
+  deleted unchanged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy.engine import make_url
+
+ROLE, SECRET = "doctor_ro", "ro-secret-pw"
+READ_STATEMENT = re.compile(r"^\s*(SELECT|WITH|SHOW|SET|RESET|BEGIN|START|COMMIT|ROLLBACK|EXPLAIN|VALUES)\b", re.I)
+
+SETUP = [
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    "CREATE EXTENSION IF NOT EXISTS pgstattuple",
+    "CREATE TABLE accounts (id bigint PRIMARY KEY, owner text, balance int, note text)",
+    "INSERT INTO accounts SELECT g, 'o' || g % 50, g % 1000, repeat('n', 100) FROM generate_series(1, 20000) g",
+    "CREATE INDEX accounts_owner ON accounts (owner)",
+    "CREATE INDEX accounts_owner_dup ON accounts (owner)",
+    "CREATE INDEX accounts_balance_unused ON accounts (balance)",
+    "DELETE FROM accounts WHERE id % 3 = 0",  # dead tuples for the vacuum and bloat checks
+    "SELECT count(*) FROM accounts WHERE note = 'x'",  # a sequential scan for the missing-index check
+    """CREATE FUNCTION pgpulse_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'pgpulse-guard: % on % by %', TG_OP, TG_TABLE_NAME, current_user; END $$""",
+    """CREATE TRIGGER accounts_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON accounts
+       FOR EACH STATEMENT EXECUTE FUNCTION pgpulse_guard()""",
+    """CREATE FUNCTION pgpulse_guard_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'pgpulse-guard: DDL % by %', tg_tag, current_user; END $$""",
+    "CREATE EVENT TRIGGER pgpulse_guard_ddl ON ddl_command_start EXECUTE FUNCTION pgpulse_guard_ddl()",
+    f"DROP ROLE IF EXISTS {ROLE}",
+    f"CREATE ROLE {ROLE} LOGIN PASSWORD '{SECRET}' IN ROLE pg_read_all_stats",
+    f"ALTER ROLE {ROLE} SET default_transaction_read_only = on",
+]
+
+COUNTERS = "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def armed_db(citizen_db: Any) -> Any:
+    admin = await asyncpg.connect(citizen_db.server.url())
+    name = "doctor_readonly"
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    url = citizen_db.server.url(name)
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in SETUP:
+            await conn.execute(statement)
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    finally:
+        await conn.close()
+    yield url
+    admin = await asyncpg.connect(citizen_db.server.url())
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"DROP ROLE IF EXISTS {ROLE}")
+    finally:
+        await admin.close()
+
+
+async def _written_rows(conn: asyncpg.Connection) -> int:
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    return int(await conn.fetchval(COUNTERS))
+
+
+async def test_the_traps_bite(armed_db: str) -> None:
+    """Without this, a silent trap would make the real test pass for the wrong reason."""
+    admin = await asyncpg.connect(armed_db)
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="pgpulse-guard"):
+            await admin.execute("UPDATE accounts SET balance = 0 WHERE id = 1")
+        with pytest.raises(asyncpg.RaiseError, match="pgpulse-guard: DDL"):
+            await admin.execute("CREATE TABLE sneaky (id int)")
+    finally:
+        await admin.close()
+    ro = await asyncpg.connect(make_url(armed_db).set(username=ROLE, password=SECRET).render_as_string(False))
+    try:
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await ro.execute("CREATE TEMP TABLE t (id int)")
+    finally:
+        await ro.close()
+
+
+async def test_the_doctor_writes_nothing(armed_db: str, run_doctor: Any) -> None:
+    admin = await asyncpg.connect(armed_db)
+    try:
+        await admin.execute("SELECT pg_stat_statements_reset()")
+        await admin.execute("SELECT pg_stat_force_next_flush()")
+        await asyncio.sleep(0.1)
+        before = await _written_rows(admin)
+        url = make_url(armed_db).set(username=ROLE, password=SECRET).render_as_string(hide_password=False)
+        result = await asyncio.to_thread(run_doctor, url, "--format", "json")
+        assert result.returncode in (0, 1), result.stderr
+        assert "Traceback" not in result.stderr and SECRET not in result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        reasons = [c["skipped"] for c in report["checks"] if c.get("skipped")]
+        assert not any("pgpulse-guard" in r or "read-only" in r for r in reasons), reasons
+        found = {f["check"] for f in report["findings"]}
+        assert {"duplicate_indexes", "unused_indexes"} <= found, "the doctor really inspected the database"
+
+        await asyncio.sleep(0.2)  # the doctor's backend flushed its statistics when it exited
+        assert await _written_rows(admin) == before, "rows were inserted, updated or deleted"
+        statements = await admin.fetch(
+            "SELECT query, calls, rows FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+            "WHERE r.rolname = $1 AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            ROLE,
+        )
+    finally:
+        await admin.close()
+    assert len(statements) >= 10, "pg_stat_statements saw the doctor's queries"
+    writes = [s["query"] for s in statements if not READ_STATEMENT.match(s["query"])]
+    assert writes == [], writes
