@@ -55,9 +55,7 @@ async def test_create_user_post_comment_round_trip(citizen: Any) -> None:
     assert duplicate.status_code == 409
     post = await client.post("/posts", json={"user_id": uid, "title": "Hello", "status": "published"})
     assert post.status_code == 201, post.text
-    comment = await client.post(
-        "/comments", json={"post_id": post.json()["id"], "user_id": uid, "text": "Hi"}
-    )
+    comment = await client.post("/comments", json={"post_id": post.json()["id"], "user_id": uid, "text": "Hi"})
     assert comment.status_code == 201, comment.text
     body = (await client.get(f"/users/{uid}/posts", params={"strategy": "single"})).json()
     assert body["posts"][0]["title"] == "Hello" and body["posts"][0]["comments"] == ["Hi"]

@@ -20,10 +20,7 @@ async def test_upgrade_creates_tuned_schema_and_round_trips(make_database) -> No
     await upgrade_async(url)  # idempotent at head
     conn = await asyncpg.connect(url)
     try:
-        tables = {
-            r["tablename"]
-            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
-        }
+        tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
         assert {"users", "posts", "comments", "alembic_version"} <= tables
         indexdef = await conn.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_posts_user_status_created'"
@@ -55,9 +52,7 @@ async def test_models_match_migrations(make_database) -> None:  # type: ignore[n
     engine = create_async_engine(async_url(url))
     try:
         async with engine.connect() as conn:
-            changes = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
-            )
+            changes = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
     finally:
         await engine.dispose()
     assert changes == []

@@ -109,11 +109,7 @@ async def test_eager_loading_and_single_queries_are_never_flagged(db: Any) -> No
     uid = db.seeded.showcase_user_id
     async with AsyncSession(db.async_engine) as session:
         with profile() as selectin:
-            stmt = (
-                select(User)
-                .where(User.id == uid)
-                .options(selectinload(User.posts).selectinload(Post.comments))
-            )
+            stmt = select(User).where(User.id == uid).options(selectinload(User.posts).selectinload(Post.comments))
             user = (await session.scalars(stmt)).one()
             assert sum(len(p.comments) for p in user.posts) == 500
         session.expunge_all()
@@ -128,9 +124,7 @@ async def test_eager_loading_and_single_queries_are_never_flagged(db: Any) -> No
     assert single.findings == [] and single.query_count == 1
     # with a sync session too
     with profile() as sync_selectin, Session(db.sync_engine) as sync_session:
-        stmt = (
-            select(User).where(User.id == uid).options(selectinload(User.posts).selectinload(Post.comments))
-        )
+        stmt = select(User).where(User.id == uid).options(selectinload(User.posts).selectinload(Post.comments))
         sync_session.scalars(stmt).one()
     assert sync_selectin.findings == [] and sync_selectin.query_count == 3
 
