@@ -9,10 +9,41 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_serializer
 
 Status = Literal["draft", "published", "archived"]
-NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+BIGINT_MAX = 2**63 - 1
+
+
+def _storable(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: refuse it here, as a 422 naming the field, not at INSERT time."""
+    if "\x00" in value:
+        raise ValueError("NUL characters (\\u0000) cannot be stored")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_storable)]
+Id = Annotated[int, Field(gt=0, le=BIGINT_MAX)]  # ids are bigint: larger values cannot exist
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers besides validation (400, 404, 409, 503, 504)."""
+
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for a route: its own error codes plus the database ones every route can give."""
+    described = {
+        400: "The body is not JSON",
+        404: "Not found",
+        409: "Conflict",
+        503: "Database unavailable or pool exhausted: retry after the Retry-After seconds",
+        504: "Database statement timeout",
+    }
+    return {code: {"model": ErrorOut, "description": described[code]} for code in (*codes, 503, 504)}
+
 
 PG_TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'  # to_char() twin of iso_utc()
 
@@ -29,16 +60,16 @@ class UserCreate(BaseModel):
 
 class PostCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_id: int = Field(gt=0)
+    user_id: Id
     title: Annotated[NonBlank, Field(max_length=200)]
-    body: str = Field(default="", max_length=100_000)
+    body: Annotated[Text, Field(max_length=100_000)] = ""
     status: Status = "draft"
 
 
 class CommentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    post_id: int = Field(gt=0)
-    user_id: int = Field(gt=0)
+    post_id: Id
+    user_id: Id
     text: Annotated[NonBlank, Field(max_length=10_000)]
 
 

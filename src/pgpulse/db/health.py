@@ -33,7 +33,7 @@ def pool_state(engine: AsyncEngine) -> dict[str, Any]:
     return {"class": type(pool).__name__}
 
 
-@router.get("/health/db")
+@router.get("/health/db", responses={503: {"description": "Database unreachable (body says why, with the pool state)"}})
 async def health_db(request: Request) -> JSONResponse:
     engine: AsyncEngine = request.app.state.engine
     began = time.perf_counter()

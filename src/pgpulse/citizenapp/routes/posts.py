@@ -6,12 +6,12 @@ from fastapi import APIRouter, HTTPException, status
 
 from pgpulse.citizenapp.deps import SessionDep
 from pgpulse.citizenapp.models import Comment, Post, User
-from pgpulse.citizenapp.schemas import CommentCreate, CommentOut, PostCreate, PostOut
+from pgpulse.citizenapp.schemas import CommentCreate, CommentOut, PostCreate, PostOut, errors
 
 router = APIRouter(tags=["posts"])
 
 
-@router.post("/posts", status_code=status.HTTP_201_CREATED, response_model=PostOut)
+@router.post("/posts", status_code=status.HTTP_201_CREATED, response_model=PostOut, responses=errors(400, 404))
 async def create_post(body: PostCreate, session: SessionDep) -> Post:
     if await session.get(User, body.user_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {body.user_id} not found")
@@ -22,7 +22,7 @@ async def create_post(body: PostCreate, session: SessionDep) -> Post:
     return post
 
 
-@router.post("/comments", status_code=status.HTTP_201_CREATED, response_model=CommentOut)
+@router.post("/comments", status_code=status.HTTP_201_CREATED, response_model=CommentOut, responses=errors(400, 404))
 async def create_comment(body: CommentCreate, session: SessionDep) -> Comment:
     if await session.get(Post, body.post_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"post {body.post_id} not found")

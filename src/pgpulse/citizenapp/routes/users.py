@@ -11,13 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from pgpulse.citizenapp.deps import SessionDep
 from pgpulse.citizenapp.loading import Strategy, load_lazy, load_selectin, load_single
 from pgpulse.citizenapp.models import Post, User
-from pgpulse.citizenapp.schemas import PostOut, UserCreate, UserOut, UserPosts
+from pgpulse.citizenapp.schemas import PostOut, UserCreate, UserOut, UserPosts, errors
 
 router = APIRouter(prefix="/users", tags=["users"])
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1, description="User id")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut, responses=errors(400, 409))
 async def create_user(body: UserCreate, session: SessionDep) -> User:
     user = User(name=body.name, email=body.email)
     session.add(user)
@@ -30,7 +30,7 @@ async def create_user(body: UserCreate, session: SessionDep) -> User:
     return user
 
 
-@router.get("/{user_id}", response_model=UserOut)
+@router.get("/{user_id}", response_model=UserOut, responses=errors(404))
 async def get_user(user_id: UserId, session: SessionDep) -> User:
     user = await session.get(User, user_id)
     if user is None:
@@ -38,7 +38,7 @@ async def get_user(user_id: UserId, session: SessionDep) -> User:
     return user
 
 
-@router.get("/{user_id}/posts", response_model=UserPosts)
+@router.get("/{user_id}/posts", response_model=UserPosts, responses=errors(404))
 async def user_posts(
     user_id: UserId,
     session: SessionDep,
@@ -57,7 +57,7 @@ async def user_posts(
     return result
 
 
-@router.get("/{user_id}/posts/published", response_model=list[PostOut])
+@router.get("/{user_id}/posts/published", response_model=list[PostOut], responses=errors())
 async def published_posts(
     user_id: UserId,
     session: SessionDep,
