@@ -122,3 +122,30 @@ async def test_sqlcommenter_tags_statements_with_the_route(db: Any) -> None:
     finally:
         await conn.close()
     assert any("/*route='%2Fusers%2F%7Buser_id%7D%2Fposts%2Fpublished'*/" in r["query"] for r in texts)
+
+
+def test_route_durations_export_what_a_prometheus_histogram_would() -> None:
+    """The lock-once-per-request collector must scrape exactly like prometheus-client's own Histogram."""
+    from prometheus_client import CollectorRegistry, Histogram
+    from prometheus_client.exposition import generate_latest
+
+    from pgpulse.profiler.metrics import RouteDurations
+
+    buckets = (0.0005, 0.001, 0.01, 0.1, 1.0)
+    values = [0.0001, 0.0005, 0.0007, 0.003, 0.003, 0.1, 0.5, 2.0, 30.0]  # on, between and beyond the bounds
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    reference = Histogram("q_seconds", "doc", ["route"], buckets=buckets, registry=theirs)
+    collector = RouteDurations("q_seconds", "doc", buckets)
+    ours.register(collector)
+    for route in ("/a", "/b/{id}"):
+        for v in values:
+            reference.labels(route).observe(v)
+        collector.observe_many(route, values[:4])
+        for v in values[4:]:
+            collector.observe(route, v)
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
+
+    assert lines(ours) == lines(theirs)
+    assert 'q_seconds_bucket{le="0.001",route="/a"} 3.0' in lines(ours)

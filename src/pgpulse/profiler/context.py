@@ -126,6 +126,17 @@ def close_record(record: Record, token: object) -> None:
         parent.queries.extend(record.queries)
         parent.db_ms += record.db_ms
         parent.findings.extend(record.findings)
+    else:
+        observe_durations(record)
+
+
+def observe_durations(record: Record) -> None:
+    """Feed the query-duration histogram once per record, when it closes: off each query's path (the listener
+    only appends a QueryEvent), and with the route known for every query, even those run before routing."""
+    from pgpulse.profiler.metrics import QUERY_SECONDS
+
+    if record.queries:
+        QUERY_SECONDS.observe_many(record.route_name() or "", [q.duration_ms / 1000.0 for q in record.queries])
 
 
 @contextmanager

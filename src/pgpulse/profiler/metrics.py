@@ -6,21 +6,75 @@ apps (tests do) never registers a metric twice; ``metrics_app()`` serves it for 
 
 from __future__ import annotations
 
+import itertools
+import math
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from typing import cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+_le = cast(Callable[[float], str], floatToGoString)  # "0.005", "+Inf": the label text Histogram itself uses
 
-QUERY_SECONDS = Histogram(
+
+class RouteDurations(Collector):
+    """A histogram by route, fed a whole request's query durations at once.
+
+    Why not ``prometheus_client.Histogram``: its ``observe`` takes two locks per value (bucket and sum),
+    ≈ 0.8 µs of every query's ≈ 3 µs profiler cost. This keeps plain counters, takes one lock per request,
+    and is exported through prometheus-client's documented custom-collector interface, so a scrape sees an
+    ordinary histogram (``_bucket`` with ``le``, ``_sum``, ``_count``).
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = (*buckets, math.inf)
+        self._lock = threading.Lock()
+        self._series: dict[str, tuple[list[int], list[float]]] = {}  # route → (counts per bucket, [sum])
+
+    def observe_many(self, route: str, values: list[float]) -> None:
+        indices = [bisect_left(self.bounds, v) for v in values]
+        total = sum(values)
+        with self._lock:
+            series = self._series.get(route)
+            if series is None:
+                series = self._series[route] = ([0] * len(self.bounds), [0.0])
+            counts = series[0]
+            for index in indices:
+                counts[index] += 1
+            series[1][0] += total
+
+    def observe(self, route: str, value: float) -> None:
+        self.observe_many(route, [value])
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["route"])
+        with self._lock:
+            snapshot = [(route, list(counts), sums[0]) for route, (counts, sums) in self._series.items()]
+        for route, counts, total in snapshot:
+            cumulative = list(itertools.accumulate(counts))
+            buckets = [(_le(bound), float(n)) for bound, n in zip(self.bounds, cumulative, strict=True)]
+            family.add_metric([route], buckets, total)
+        yield family
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=["route"])
+
+
+QUERY_SECONDS = RouteDurations(
     "pgpulse_db_query_duration_seconds",
     "Duration of each SQL statement, by route.",
-    ["route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    registry=REGISTRY,
 )
+REGISTRY.register(QUERY_SECONDS)
 QUERIES_PER_REQUEST = Histogram(
     "pgpulse_db_queries_per_request",
     "Number of SQL statements per HTTP request, by route.",
