@@ -10,10 +10,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from structlog.testing import capture_logs
 
 from pgpulse.citizenapp.app import create_app
-from pgpulse.profiler import METRIC_NAMES
+from pgpulse.profiler import METRIC_NAMES, instrument
 from pgpulse.profiler.metrics import render
 from pgpulse.settings import Settings
 
@@ -149,3 +150,28 @@ def test_route_durations_export_what_a_prometheus_histogram_would() -> None:
 
     assert lines(ours) == lines(theirs)
     assert 'q_seconds_bucket{le="0.001",route="/a"} 3.0' in lines(ours)
+
+
+async def test_failed_checkouts_do_not_move_the_pool_gauge() -> None:
+    """SQLAlchemy fires "checkin" for a checkout that failed after pre-ping found the server gone and the
+    reconnect was refused (a database restart): the gauge must not drift below zero."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from pgpulse.db.embedded import ephemeral_server
+    from pgpulse.profiler.metrics import POOL_CHECKED_OUT
+
+    gauge = POOL_CHECKED_OUT.labels("restarted")
+    with ephemeral_server() as server:
+        engine = create_async_engine(server.url(driver="postgresql+asyncpg"), pool_pre_ping=True)
+        instrument(engine, pool_name="restarted")
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        assert gauge._value.get() == 0.0
+        server.stop()
+        for _ in range(3):
+            with pytest.raises(Exception):  # noqa: B017 - refused or reset: whichever the driver sees first
+                async with engine.connect():
+                    pass
+        await engine.dispose()
+    assert gauge._value.get() == 0.0

@@ -25,6 +25,7 @@ from pgpulse.sql import fingerprint, normalize
 
 log = structlog.get_logger("pgpulse.profiler")
 _START = "_pgpulse_started"
+_COUNTED = "pgpulse_checked_out"
 
 
 @dataclass
@@ -139,13 +140,17 @@ def instrument(
     checked_out = metrics.POOL_CHECKED_OUT.labels(pool_name)
     wait = metrics.POOL_WAIT_SECONDS.labels(pool_name)
 
+    # SQLAlchemy also fires "checkin" for a connection whose checkout failed (connect refused, pre-ping
+    # cancelled with its request): count down only what was counted up, or the gauge drifts below zero.
     @event.listens_for(pool, "checkout")
     def on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        record.info[_COUNTED] = True
         checked_out.inc()
 
     @event.listens_for(pool, "checkin")
     def on_checkin(dbapi_conn: Any, record: Any) -> None:
-        checked_out.dec()
+        if record.info.pop(_COUNTED, False):
+            checked_out.dec()
 
     def time_checkouts(target: Any) -> None:
         # The pool has no "before checkout" event: wrap its public connect() to time the wait.
