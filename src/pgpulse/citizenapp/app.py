@@ -36,6 +36,11 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     app.state.engine = engine
     app.state.settings = settings
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    # Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot anyway, so a
+    # transaction around a GET buys nothing and costs two round trips (BEGIN, ROLLBACK) per request.
+    app.state.read_sessionmaker = async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
     if settings.profiler_enabled:
         instrument(
             engine,

@@ -35,10 +35,15 @@ async def release(session: AsyncSession) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    session: AsyncSession = request.app.state.sessionmaker()
-    timeout_ms = request.app.state.settings.route_statement_timeout_ms
-    if timeout_ms and request.method in READ_METHODS:
-        limit_statements(session, timeout_ms)
+    state = request.app.state
+    timeout_ms = state.settings.route_statement_timeout_ms
+    reading = request.method in READ_METHODS
+    if reading and not timeout_ms:
+        session: AsyncSession = state.read_sessionmaker()  # autocommit: no BEGIN/ROLLBACK round trips
+    else:
+        session = state.sessionmaker()
+        if reading:  # SET LOCAL needs the transaction
+            limit_statements(session, timeout_ms)
     try:
         yield session
     finally:
