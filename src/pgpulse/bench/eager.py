@@ -100,7 +100,8 @@ async def run(ctx: BenchContext) -> PairResult:
         f"PostgreSQL executes the single query in {pair.facts['server_execution_ms']} ms (EXPLAIN ANALYZE); "
         f"asyncpg alone gets the {pair.facts['response_bytes']:,}-byte JSON in "
         f"{v('raw asyncpg floor c=1').p50_ms:.2f} ms p50; HTTP + FastAPI with no database take "
-        f"{v(HTTP_FLOOR + ' c=1').p50_ms:.2f} ms p50. The app adds, per request, a pool checkout with pre-ping, "
-        "BEGIN and ROLLBACK around the query: 3 extra round trips the raw floor does not pay."
+        f"{v(HTTP_FLOOR + ' c=1').p50_ms:.2f} ms p50. The app adds, per request, a pool checkout with pre-ping "
+        "(one round trip the raw floor does not pay; GETs run in autocommit, so no BEGIN/ROLLBACK), the session "
+        "and the profiler."
     )
     return pair
