@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from pgpulse.db.engine import libpq_url, redact
 from pgpulse.db.resolve import resolve_or_fail
 from pgpulse.doctor.runner import ConnectError, connect
 from pgpulse.errors import fail
-from pgpulse.formats import Format
+from pgpulse.formats import Format, emit
 
 
 def advise(
@@ -90,12 +89,12 @@ def advise(
         fail(str(exc))
     finally:
         target.close()
-    if format is Format.json:
-        sys.stdout.write(render_json(advice, shown) + "\n")
-    elif format is Format.markdown:
-        sys.stdout.write(render_markdown(advice, shown) + "\n")
-    else:
-        render_table(advice, shown, Console(highlight=False))
+    emit(
+        format,
+        lambda: render_json(advice, shown),
+        lambda: render_markdown(advice, shown),
+        lambda console: render_table(advice, shown, console),
+    )
     for result in applied:
         style = "green" if result.ok else "bold red"
         stderr.print(f"[{style}]{result.name}: {result.message}[/]")

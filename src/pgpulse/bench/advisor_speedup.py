@@ -28,7 +28,7 @@ from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.embedded import ephemeral_server
 from pgpulse.doctor.runner import connect
-from pgpulse.logs.summary import percentile
+from pgpulse.stats import percentile
 
 SEED_SQL = "SELECT * FROM posts WHERE user_id = $1 AND status = 'published' ORDER BY created_at DESC LIMIT 10"
 

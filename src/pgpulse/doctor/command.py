@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from enum import StrEnum
 
 import typer
@@ -15,7 +14,7 @@ from pgpulse.doctor.check import Options, Severity
 from pgpulse.doctor.report import exit_code, render_json, render_markdown, render_table
 from pgpulse.doctor.runner import ConnectError, run_checks
 from pgpulse.errors import fail
-from pgpulse.formats import Format
+from pgpulse.formats import Format, emit
 
 
 class FailOn(StrEnum):
@@ -52,10 +51,10 @@ def doctor(
         fail(f"{shown}: {exc}")
     finally:
         target.close()
-    if format is Format.json:
-        sys.stdout.write(render_json(report, shown) + "\n")
-    elif format is Format.markdown:
-        sys.stdout.write(render_markdown(report, shown) + "\n")
-    else:
-        render_table(report, shown, Console(highlight=False))
+    emit(
+        format,
+        lambda: render_json(report, shown),
+        lambda: render_markdown(report, shown),
+        lambda console: render_table(report, shown, console),
+    )
     raise typer.Exit(exit_code(report, Severity[fail_on.value]))

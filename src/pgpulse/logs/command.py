@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pgpulse.errors import fail
-from pgpulse.formats import Format
+from pgpulse.formats import Format, emit
 from pgpulse.logs.parse import ParseResult, read_logs
 from pgpulse.logs.summary import QueryStats, SortKey, rank, summarize
 
@@ -32,12 +31,12 @@ def logs(
     except (OSError, EOFError) as exc:  # unreadable file, truncated .gz
         fail(f"cannot read log: {exc}")
     ranked = rank(summarize(parsed.entries, min_duration), sort, top or None)
-    if format is Format.json:
-        sys.stdout.write(json.dumps(as_dict(parsed, ranked, files), indent=2) + "\n")
-    elif format is Format.markdown:
-        sys.stdout.write(render_markdown(parsed, ranked, files) + "\n")
-    else:
-        render_table(parsed, ranked, files, Console(highlight=False))
+    emit(
+        format,
+        lambda: json.dumps(as_dict(parsed, ranked, files), indent=2),
+        lambda: render_markdown(parsed, ranked, files),
+        lambda console: render_table(parsed, ranked, files, console),
+    )
     if parsed.records == 0:
         Console(stderr=True).print(
             "[yellow]no log records found:[/] is this a PostgreSQL server log? Enable timings with "

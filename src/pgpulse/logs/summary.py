@@ -7,13 +7,13 @@ ranking (their time is small and already inside the client's round trip).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pgpulse.logs.parse import LogEntry
 from pgpulse.sql import fingerprint, normalize
+from pgpulse.stats import percentile
 
 COUNTED_KINDS = ("statement", "execute", "plan", "duration")
 
@@ -52,7 +52,7 @@ class QueryStats:
 
     @property
     def p95(self) -> float:
-        return percentile(self.durations, 95)
+        return percentile(sorted(self.durations), 95)  # nearest rank: a duration that really occurred
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -65,15 +65,6 @@ class QueryStats:
             "max_ms": round(self.max, 3),
             "plan": self.plan,
         }
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile: a duration that really occurred, as log analysers report it."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def summarize(entries: Iterable[LogEntry], min_duration_ms: float = 0.0) -> list[QueryStats]:
