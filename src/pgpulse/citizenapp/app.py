@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -19,7 +20,12 @@ from pgpulse.settings import Settings, get_settings
 
 def create_app(database_url: str | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(database_url, settings)
+    # Pooled connections idle in autocommit, so the pool's pre-ping is one round trip (``;``) instead of three
+    # (SQLAlchemy's asyncpg ping wraps BEGIN/ROLLBACK around it otherwise). Writes ask for READ COMMITTED
+    # transactions per session below. Behind PgBouncer we keep SQLAlchemy's transactional ping (its #10226).
+    pooled_autocommit = not settings.pgbouncer
+    overrides: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if pooled_autocommit else {}
+    engine = make_engine(database_url, settings, **overrides)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,11 +41,15 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     app = FastAPI(title="CitizenApp", version="1.0", lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
-    app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    app.state.sessionmaker = async_sessionmaker(
+        engine.execution_options(isolation_level="READ COMMITTED") if pooled_autocommit else engine,
+        expire_on_commit=False,
+    )
     # Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot anyway, so a
     # transaction around a GET buys nothing and costs two round trips (BEGIN, ROLLBACK) per request.
     app.state.read_sessionmaker = async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        engine if pooled_autocommit else engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
     )
     if settings.profiler_enabled:
         instrument(
