@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import asyncpg
 import pytest
 
+from pgpulse.db.databases import create_database
 from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
 from pgpulse.db.engine import libpq_url
 
@@ -40,12 +41,6 @@ def pg_url(pg_server: EmbeddedPostgres | None) -> str:
     return pg_server.url()
 
 
-def with_database(url: str, database: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 async def make_database(pg_url: str) -> AsyncIterator[MakeDatabase]:
     """Create a uniquely named empty database and return its libpq DSN; all are dropped at the end."""
@@ -53,13 +48,8 @@ async def make_database(pg_url: str) -> AsyncIterator[MakeDatabase]:
 
     async def make(prefix: str = "t", extensions: tuple[str, ...] = ()) -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+        url = await create_database(pg_url, name)
         created.append(name)
-        url = with_database(pg_url, name)
         if extensions:
             conn = await asyncpg.connect(url)
             try:

@@ -20,6 +20,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pgpulse.db.databases import create_database
 from pgpulse.db.engine import DatabaseURLError, redact
 from pgpulse.db.resolve import DEMO_DATABASE, Target, resolve_or_fail
 from pgpulse.errors import fail
@@ -53,12 +54,7 @@ def _open_target(url: str | None, keep_running: bool) -> Target:
 async def _ensure_database(target: Target) -> None:
     if target.server is None:
         return
-    conn = await asyncpg.connect(target.server.url())
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEMO_DATABASE):
-            await conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
-    finally:
-        await conn.close()
+    await create_database(target.server.url(), DEMO_DATABASE, if_missing=True)
 
 
 async def _prepare(target: Target, users: int, posts: int, plant: bool) -> dict[str, Any]:

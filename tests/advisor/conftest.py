@@ -17,6 +17,7 @@ import pytest_asyncio
 from typer.testing import CliRunner
 
 from pgpulse.cli import app
+from pgpulse.db.databases import create_database
 from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
 
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
@@ -74,13 +75,7 @@ def hypo_server() -> Iterator[EmbeddedPostgres]:
 
 
 async def _make_db(server_url: str, name: str, schema: str) -> str:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    url = await create_database(server_url, name, replace=True)
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(schema)

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from pgpulse.citizenapp.app import create_app
 from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedResult, SeedSpec, seed
+from pgpulse.db.databases import create_database
 from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server, free_port
 from pgpulse.db.health import pool_state
 from pgpulse.settings import Settings
@@ -84,12 +85,7 @@ def fault_pg() -> Iterator[EmbeddedPostgres]:
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def citizen_db(fault_pg: EmbeddedPostgres) -> CitizenDB:
-    conn = await asyncpg.connect(fault_pg.url())
-    try:
-        await conn.execute('CREATE DATABASE "citizen_faults"')
-    finally:
-        await conn.close()
-    url = fault_pg.url("citizen_faults")
+    url = await create_database(fault_pg.url(), "citizen_faults")
     await upgrade_async(url)
     return CitizenDB(server=fault_pg, url=url, seeded=await seed(url, SPEC))
 

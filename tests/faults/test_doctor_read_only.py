@@ -20,6 +20,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
 
+from pgpulse.db.databases import create_database
+
 ROLE, SECRET = "doctor_ro", "ro-secret-pw"
 READ_STATEMENT = re.compile(r"^\s*(SELECT|WITH|SHOW|SET|RESET|BEGIN|START|COMMIT|ROLLBACK|EXPLAIN|VALUES)\b", re.I)
 
@@ -50,14 +52,8 @@ COUNTERS = "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_databas
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def armed_db(citizen_db: Any) -> Any:
-    admin = await asyncpg.connect(citizen_db.server.url())
     name = "doctor_readonly"
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    url = citizen_db.server.url(name)
+    url = await create_database(citizen_db.server.url(), name, replace=True)
     conn = await asyncpg.connect(url)
     try:
         for statement in SETUP:

@@ -26,6 +26,7 @@ from pgpulse.advisor.verify import Verifier
 from pgpulse.advisor.workload import WorkloadQuery
 from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedSpec, seed
+from pgpulse.db.databases import create_database
 from pgpulse.db.embedded import ephemeral_server
 from pgpulse.doctor.runner import connect
 from pgpulse.stats import percentile
@@ -141,15 +142,9 @@ def _median_side(sides: list[Side]) -> Side:
 
 def run(posts: int = 1_000_000, rounds: int = 3) -> AdvisorSpeedup:
     with ephemeral_server(fast=True) as server:
-        url = server.url()
 
         async def go() -> AdvisorSpeedup:
-            conn = await asyncpg.connect(url)
-            try:
-                await conn.execute("CREATE DATABASE citizen")
-            finally:
-                await conn.close()
-            return await measure(server.url("citizen"), posts, rounds)
+            return await measure(await create_database(server.url(), "citizen"), posts, rounds)
 
         return asyncio.run(go())
 

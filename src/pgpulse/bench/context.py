@@ -17,6 +17,7 @@ import asyncpg
 
 from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedSpec, seed
+from pgpulse.db.databases import create_database
 from pgpulse.db.engine import async_url, libpq_url
 
 
@@ -77,10 +78,6 @@ class BenchContext:
         return d
 
 
-def _with_database(url: str, database: str) -> str:
-    return async_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
-
-
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -112,12 +109,7 @@ async def create_bench_data(maintenance_url: str, sizes: Sizes) -> BenchData:
     """Create, migrate and seed a fresh database; raises asyncpg/OS errors for the caller to report."""
     maintenance_url = libpq_url(maintenance_url)
     name = f"pgpulse_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(maintenance_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = _with_database(maintenance_url, name)
+    url = await create_database(maintenance_url, name)
     began = time.perf_counter()
     await upgrade_async(url)
     result = await seed(url, SeedSpec(users=sizes.users, posts=sizes.posts, comments_per_post=sizes.comments_per_post))
