@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from pgpulse.db.engine import async_url
+from pgpulse.sql.quote import quote_ident
 
 
 def with_database(url: str, database: str) -> str:
@@ -17,7 +18,7 @@ async def create_database(maintenance_url: str, name: str, *, replace: bool = Fa
 
     ``replace`` drops an existing one first (forcing its sessions out); ``if_missing`` keeps an existing one.
     """
-    quoted = '"' + name.replace('"', '""') + '"'
+    quoted = quote_ident(name)
     conn = await asyncpg.connect(maintenance_url)
     try:
         if replace:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from pgpulse.settings import Settings, get_settings
+from pgpulse.sql.redact import redact_url
 
 
 class DatabaseURLError(ValueError):
@@ -43,11 +44,8 @@ def libpq_url(url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """A DSN safe to print: the password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable database URL>"
+    """A DSN safe to print: the password (in the user-info part or the query string) replaced by ``***``."""
+    return redact_url(url)
 
 
 def make_engine(
