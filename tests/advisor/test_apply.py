@@ -22,7 +22,7 @@ def _state(url: str) -> list[tuple[str, bool]]:
 
 
 def test_apply_creates_a_valid_index_and_measures_it(scratch, advise) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = advise(scratch, "-q", SEED, "--apply", "--measure", "-f", "markdown")
+    code, out, err = advise(scratch, "-q", SEED, "--apply", "--yes", "--measure", "-f", "markdown")
     assert code == 0, err
     assert f"{NAME}: created in" in err
     assert _state(scratch) == [(NAME, True)]
@@ -38,7 +38,7 @@ def test_interrupted_build_is_cleaned_up(scratch, advise) -> None:  # type: igno
     with psycopg.connect(libpq_url(scratch)) as blocker:
         blocker.execute("UPDATE events SET note = note WHERE id = 1")
         threading.Timer(1.0, blocker.rollback).start()
-        code, _, err = advise(scratch, "-q", SEED, "--apply", "--lock-timeout-ms", "300")
+        code, _, err = advise(scratch, "-q", SEED, "--apply", "--yes", "--lock-timeout-ms", "300")
     assert code == 1
     assert f"{NAME}: not created" in err and "lock timeout" in err and "nothing left behind" in err
     assert _state(scratch) == []
@@ -49,9 +49,9 @@ def test_interrupted_build_is_cleaned_up(scratch, advise) -> None:  # type: igno
 def test_leftover_that_cannot_be_dropped_yet_is_named_with_the_fix(scratch, advise) -> None:  # type: ignore[no-untyped-def]
     with psycopg.connect(libpq_url(scratch)) as blocker:
         blocker.execute("UPDATE events SET note = note WHERE id = 1")
-        code, _, err = advise(scratch, "-q", SEED, "--apply", "--lock-timeout-ms", "100")
+        code, _, err = advise(scratch, "-q", SEED, "--apply", "--yes", "--lock-timeout-ms", "100")
         assert code == 1
         flat = " ".join(err.split())
-        assert f'DROP INDEX CONCURRENTLY IF EXISTS "public"."{NAME}"' in flat
+        assert f"DROP INDEX CONCURRENTLY IF EXISTS public.{NAME}" in flat
         assert _state(scratch) == [(NAME, False)]
         blocker.rollback()

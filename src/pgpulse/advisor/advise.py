@@ -6,16 +6,18 @@ the queries read, the candidates tried, the planner's cost before and after each
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from pgpulse.advisor.candidates import Candidate, candidates_for, covering_index, resolve
-from pgpulse.advisor.catalog import TableInfo, load_table
+from pgpulse.advisor.catalog import TableInfo, create_index_sql, load_table
 from pgpulse.advisor.parse import QueryShape, UnsupportedQuery, analyze
-from pgpulse.advisor.verify import Costed, Trial, Verifier, bind, bind_limits
+from pgpulse.advisor.verify import CandidateRefused, Costed, Statement, Trial, Unbindable, Verifier, statement
 from pgpulse.advisor.workload import WorkloadQuery
+from pgpulse.sql import UnsafeStatementError, normalize, quote_ident
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -41,7 +43,8 @@ class Verdict:
     measured_after_ms: float | None = None
     index: Candidate | None = None
     generic_plan: bool = False
-    bound_sql: str | None = None  # the query with representative values, as costed and measured
+    statement: Statement | None = None  # the checked query with its representative values, to measure again
+    not_measured: str | None = None  # --measure did not run the query for real, and why
 
     @property
     def factor(self) -> float | None:
@@ -58,19 +61,18 @@ class Recommendation:
 
     @property
     def create_sql(self) -> str:
-        return self.candidate.create_sql(concurrently=True) + ";"
+        return create_index_sql(self.candidate, concurrently=True) + ";"
 
     def alembic(self) -> str:
         cols = ", ".join(
-            f'sa.text("{c.sql()}")' if c.desc or not c.name.isidentifier() else f'"{c.name}"'
-            for c in self.candidate.columns
+            f"sa.text({_py(quote_ident(c.name) + ' DESC')})" if c.desc else _py(c.name) for c in self.candidate.columns
         )
         table = self.candidate.table
-        schema = f', schema="{table.schema}"' if table.schema != "public" else ""
+        schema = f", schema={_py(table.schema)}" if table.schema != "public" else ""
         return (
             "# CREATE INDEX CONCURRENTLY cannot run inside a transaction: Alembic's autocommit block\n"
             "with op.get_context().autocommit_block():\n"
-            f'    op.create_index("{self.candidate.name}", "{table.name}", [{cols}]{schema}, '
+            f"    op.create_index({_py(self.candidate.name)}, {_py(table.name)}, [{cols}]{schema}, "
             "postgresql_concurrently=True)"
         )
 
@@ -92,6 +94,11 @@ class Advice:
     verdicts: list[Verdict]
 
 
+def _py(text: str) -> str:
+    """A Python string literal (double-quoted when it can be, as people write them)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _size(n: int) -> str:
     size = float(n)
     for unit in ("B", "kB", "MB", "GB"):
@@ -102,6 +109,9 @@ def _size(n: int) -> str:
 
 
 class Advisor:
+    """Runs the pipeline on one read-only session. One query's failure (a lock, a permission, a type with no
+    B-tree operator class, a statement that may not be sent) is that query's verdict, never the end of the run."""
+
     def __init__(self, conn: asyncpg.Connection, verifier: Verifier, options: Options, log: Callable[[str], None]):
         self.conn = conn
         self.verifier = verifier
@@ -122,17 +132,17 @@ class Advisor:
         verdicts: list[Verdict] = []
         chosen: list[tuple[Candidate, Verdict, _Prepared]] = []
         for query in workload:
-            self.log(f"query ({query.label()}, {query.calls} calls): {_short(query.sql)}")
-            prepared = await self._prepare(query)
-            if isinstance(prepared, Verdict):
-                self.log(f"  → {prepared.status}: {prepared.reason}")
-                if prepared.status != "ignored":
-                    verdicts.append(prepared)
-                continue
-            verdict = await self._best(query, prepared)
+            self.log(f"query ({query.label()}, {query.calls} calls): {_short(normalize(query.sql))}")
+            try:
+                prepared = await self._prepare(query)
+                verdict = prepared if isinstance(prepared, Verdict) else await self._best(query, prepared)
+            except Exception as exc:
+                verdict = Verdict(query, "skipped", failure_reason(exc))
+                prepared = verdict
             self.log(f"  → {verdict.status}: {verdict.reason}")
-            verdicts.append(verdict)
-            if verdict.index is not None:
+            if verdict.status != "ignored":
+                verdicts.append(verdict)
+            if verdict.index is not None and not isinstance(prepared, Verdict):
                 chosen.append((verdict.index, verdict, prepared))
         recommendations = await self._merge(chosen)
         return Advice(self.verifier.method, recommendations, verdicts)
@@ -148,6 +158,10 @@ class Advisor:
         wanted = self.options.table
         if wanted and not any(wanted in (r.name, f"{r.schema}.{r.name}") for r in shape.tables):
             return Verdict(query, "ignored", f"does not read {wanted}")
+        try:  # the statement itself is checked before anything of it is sent
+            statement(query.sql)
+        except UnsafeStatementError as exc:
+            return Verdict(query, "skipped", f"not sent to the server: {exc}")
         tables: dict[str, TableInfo] = {}
         for ref in shape.tables:
             info = await self.table(ref.schema, ref.name)
@@ -165,20 +179,27 @@ class Advisor:
         resolution = resolve(shape, tables)
         for note in resolution.notes:
             self.log(f"  note: {note}")
-        sql, unbound = bind(bind_limits(query.sql, shape.limit_param, shape.offset_param), resolution)
-        generic = False
-        if unbound:
-            generic = True
-            self.log(f"  parameters {sorted(unbound)} have no statistics: costing a generic plan")
-        elif shape.params:
-            self.log(f"  with representative values: {_short(sql)}")
-        try:
-            before = await self.verifier.explain(sql, generic)
-        except asyncpg.PostgresError as exc:
-            return Verdict(query, "skipped", f"cannot EXPLAIN it here: {str(exc).splitlines()[0]}")
-        prepared = _Prepared(shape, sql, generic, before)
-        if self.options.measure and shape.statement == "select" and not generic:
-            prepared.measured_before_ms = await self.verifier.measure(sql)
+        stmt = statement(query.sql, resolution, shape.limit_param, shape.offset_param)
+        if stmt.values:
+            # which column each value comes from, never the value: pg_stats holds the application's data
+            origins = {n: f"{stats.name} ({pred.kind})" for n, (stats, pred) in resolution.params.items()}
+            shown = ", ".join(f"${n} ← {origins.get(n, 'LIMIT/OFFSET')}" for n in sorted(stmt.values))
+            self.log(f"  with representative values from pg_stats: {shown}")
+        if stmt.generic:
+            self.log(f"  parameters {stmt.unbound} have no statistics: costing a generic plan")
+        before = await self.verifier.explain(stmt)
+        if before.generic and not stmt.generic:
+            stmt = stmt.without_values()
+        prepared = _Prepared(shape, stmt, before)
+        if self.options.measure:
+            prepared.not_measured = await self.verifier.why_not_execute(stmt)
+            if prepared.not_measured is None:
+                try:
+                    prepared.measured_before_ms = await self.verifier.measure(stmt)
+                except Unbindable as exc:
+                    prepared.not_measured = str(exc)
+            if prepared.not_measured:
+                self.log(f"  not executed (--measure): {prepared.not_measured}; estimated cost only")
         self.log(
             f"  cost now {before.cost:,.1f}" + (f", uses {', '.join(sorted(before.indexes))}" if before.indexes else "")
         )
@@ -205,18 +226,38 @@ class Advisor:
         if not candidates:
             if prepared.covered:
                 served = ", ".join(dict.fromkeys(prepared.covered))
-                return Verdict(query, "covered", f"already served by {served}", before.cost, before.cost)
+                return self._verdict(query, prepared, "covered", f"already served by {served}", before.cost)
             if tiny:
-                return Verdict(
-                    query, "no-gain", f"tiny table: {', '.join(tiny)}; a sequential scan is as fast", before.cost
+                return self._verdict(
+                    query, prepared, "no-gain", f"tiny table: {', '.join(tiny)}; a sequential scan is as fast"
                 )
-            return Verdict(query, "no-gain", "no predicate or ORDER BY an index can serve", before.cost)
+            return self._verdict(query, prepared, "no-gain", "no predicate or ORDER BY an index can serve")
         return prepared
+
+    def _verdict(
+        self, query: WorkloadQuery, prepared: _Prepared, status: str, reason: str, after: float | None = None
+    ) -> Verdict:
+        return Verdict(
+            query,
+            status,
+            reason,
+            prepared.before.cost,
+            after,
+            measured_before_ms=prepared.measured_before_ms,
+            generic_plan=prepared.before.generic,
+            not_measured=prepared.not_measured,
+        )
 
     async def _best(self, query: WorkloadQuery, prepared: _Prepared) -> Verdict:
         best: tuple[Candidate, Trial] | None = None
+        refused: list[str] = []
         for candidate in prepared.candidates:
-            trial = await self.verifier.trial(prepared.sql, [candidate], prepared.before, prepared.generic, False)
+            try:
+                trial = await self.verifier.trial(prepared.stmt, [candidate], prepared.before, False)
+            except CandidateRefused as exc:
+                self.log(f"  candidate ({candidate.column_list()}) refused by PostgreSQL: {exc}")
+                refused.append(f"({candidate.column_list()}): {exc}")
+                continue
             used = candidate in trial.used
             self.log(
                 f"  cost with ({candidate.column_list()}): {trial.after.cost:,.1f} ({trial.factor:,.1f}×)"
@@ -226,31 +267,24 @@ class Advisor:
                 continue
             if best is None or _better(candidate, trial, *best):
                 best = (candidate, trial)
-        before = prepared.before.cost
         if best is None:
             covered = ""
             if prepared.covered:
                 covered = f"; already served by {', '.join(dict.fromkeys(prepared.covered))}"
-            return Verdict(
+            if refused and len(refused) == len(prepared.candidates):
+                return self._verdict(query, prepared, "skipped", "no candidate can be built: " + "; ".join(refused))
+            note = f"; not possible: {'; '.join(refused)}" if refused else ""
+            return self._verdict(
                 query,
+                prepared,
                 "covered" if prepared.covered else "no-gain",
-                f"no candidate cuts the cost {self.options.factor}× or more{covered}",
-                before,
-                measured_before_ms=prepared.measured_before_ms,
-                generic_plan=prepared.generic,
+                f"no candidate cuts the cost {self.options.factor}× or more{covered}{note}",
             )
         candidate, trial = best
-        return Verdict(
-            query,
-            "improved",
-            candidate.reason,
-            before,
-            trial.after.cost,
-            measured_before_ms=prepared.measured_before_ms,
-            index=candidate,
-            generic_plan=prepared.generic,
-            bound_sql=None if prepared.generic or prepared.shape.statement != "select" else prepared.sql,
-        )
+        verdict = self._verdict(query, prepared, "improved", candidate.reason, trial.after.cost)
+        verdict.index = candidate
+        verdict.statement = prepared.stmt if prepared.not_measured is None and self.options.measure else None
+        return verdict
 
     async def _merge(self, chosen: list[tuple[Candidate, Verdict, _Prepared]]) -> list[Recommendation]:
         """Fewest indexes: a query whose index is a prefix of another chosen index is served by that one
@@ -262,15 +296,21 @@ class Advisor:
         recommendations: dict[Candidate, Recommendation] = {}
         for candidate, verdict, prepared in chosen:
             final = candidate
-            for k in kept:
-                if k != candidate and k.covers(candidate):
-                    trial = await self.verifier.trial(prepared.sql, [k], prepared.before, prepared.generic, False)
-                    if k in trial.used and trial.factor >= self.options.factor:
-                        self.log(f"merged ({candidate.column_list()}) into ({k.column_list()}): {trial.factor:,.1f}×")
-                        final = k
-                        break
-            measure = self.options.measure and prepared.shape.statement == "select" and not prepared.generic
-            trial = await self.verifier.trial(prepared.sql, [final], prepared.before, prepared.generic, measure)
+            try:
+                for k in kept:
+                    if k != candidate and k.covers(candidate):
+                        trial = await self.verifier.trial(prepared.stmt, [k], prepared.before, False)
+                        if k in trial.used and trial.factor >= self.options.factor:
+                            self.log(
+                                f"merged ({candidate.column_list()}) into ({k.column_list()}): {trial.factor:,.1f}×"
+                            )
+                            final = k
+                            break
+                measure = self.options.measure and prepared.not_measured is None
+                trial = await self.verifier.trial(prepared.stmt, [final], prepared.before, measure)
+            except Exception as exc:
+                self.log(f"  re-costing ({final.column_list()}) failed: {failure_reason(exc)}")
+                continue
             verdict.index = final
             verdict.cost_after = trial.after.cost
             verdict.measured_after_ms = trial.measured_after_ms
@@ -278,6 +318,27 @@ class Advisor:
                 recommendations[final] = Recommendation(final, trial.size_bytes.get(final, 0))
             recommendations[final].verdicts.append(verdict)
         return sorted(recommendations.values(), key=lambda r: -sum(v.cost_before or 0 for v in r.verdicts))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for a query or candidate that failed, without the values it was costed with: a data error's
+    message quotes the offending value (a pg_stats value), so only its kind is shown."""
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return "table locked (lock_timeout while waiting for another session's lock), skipped"
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return "cancelled by statement_timeout, skipped"
+    if isinstance(exc, asyncpg.DataError):
+        return f"cannot EXPLAIN it here: {type(exc).__name__} (values not shown)"
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"cannot EXPLAIN it here: {_first_line(exc)}"
+    if isinstance(exc, (UnsafeStatementError, CandidateRefused, Unbindable)):
+        return f"not sent to the server: {_first_line(exc)}"
+    return f"skipped after an unexpected {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _better(candidate: Candidate, trial: Trial, best: Candidate, best_trial: Trial) -> bool:
@@ -292,10 +353,10 @@ def _better(candidate: Candidate, trial: Trial, best: Candidate, best_trial: Tri
 @dataclass
 class _Prepared:
     shape: QueryShape
-    sql: str  # with representative values bound
-    generic: bool
+    stmt: Statement  # checked, with representative values to bind
     before: Costed
     measured_before_ms: float | None = None
+    not_measured: str | None = None
     candidates: list[Candidate] = field(default_factory=list)
     covered: list[str] = field(default_factory=list)
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 
+from pgpulse.sql import quote_ident, quote_qualified
+
+if TYPE_CHECKING:
+    from pgpulse.advisor.candidates import Candidate
+
 TABLE_SQL = """
-SELECT c.oid, n.nspname, c.relname, c.reltuples::float8 AS reltuples, c.relpages,
+SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind, c.reltuples::float8 AS reltuples, c.relpages,
        pg_total_relation_size(c.oid) AS total_bytes,
        coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0) AS writes,
        coalesce(s.seq_scan + coalesce(s.idx_scan, 0), 0) AS scans
@@ -75,21 +81,46 @@ class TableInfo:
     total_bytes: int
     writes: int
     scans: int
+    kind: str = "r"  # pg_class.relkind: "r" table, "p" partitioned table, "m" materialized view
     analyzed: bool = True  # reltuples is -1 until the first VACUUM/ANALYZE: no statistics to cost with
     columns: dict[str, ColumnStats] = field(default_factory=dict)
     indexes: list[ExistingIndex] = field(default_factory=list)
 
     @property
     def qualified(self) -> str:
-        return f"{_ident(self.schema)}.{_ident(self.name)}" if self.schema != "public" else _ident(self.name)
+        """The table's name as shown to users (``public.`` left out)."""
+        return quote_qualified(None if self.schema == "public" else self.schema, self.name)
+
+    @property
+    def fully_qualified(self) -> str:
+        """The table's name as written in statements pgpulse runs (whatever the session's search_path)."""
+        return quote_qualified(self.schema, self.name)
 
 
-def _ident(name: str) -> str:
-    return name if name.isidentifier() and name == name.lower() else '"' + name.replace('"', '""') + '"'
+def create_index_sql(
+    candidate: Candidate,
+    name: str | None = None,
+    *,
+    concurrently: bool = False,
+    only: bool = False,
+    table: str | None = None,
+) -> str:
+    """``CREATE INDEX`` for a candidate, every identifier quoted by the one helper (``"Order"``, ``"user"``).
+
+    ``only`` builds the index on a partitioned table's parent alone (``ON ONLY``: invalid until every
+    partition's index is attached); ``table`` overrides the table written (a partition, or the fully qualified
+    name --apply uses)."""
+    columns = ", ".join(quote_ident(c.name) + (" DESC" if c.desc else "") for c in candidate.columns)
+    how = "CONCURRENTLY " if concurrently else ""
+    on = "ONLY " if only else ""
+    return (
+        f"CREATE INDEX {how}{quote_ident(name or candidate.name)} ON {on}{table or candidate.table.qualified} "
+        f"({columns})"
+    )
 
 
 async def load_table(conn: asyncpg.Connection, name: str, schema: str | None = None) -> TableInfo | None:
-    regclass = f"{_ident(schema)}.{_ident(name)}" if schema else _ident(name)
+    regclass = quote_qualified(schema, name)
     row = await conn.fetchrow(TABLE_SQL, regclass)
     if row is None:
         return None
@@ -102,6 +133,7 @@ async def load_table(conn: asyncpg.Connection, name: str, schema: str | None = N
         total_bytes=row["total_bytes"],
         writes=row["writes"],
         scans=row["scans"],
+        kind=row["relkind"],
         analyzed=row["reltuples"] >= 0,
     )
     by_number: dict[int, str] = {}

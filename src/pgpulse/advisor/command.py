@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 import typer
 from rich.console import Console
 
@@ -26,6 +28,7 @@ from pgpulse.db.resolve import resolve_or_fail
 from pgpulse.doctor.runner import ConnectError, connect
 from pgpulse.errors import fail
 from pgpulse.formats import Format, emit
+from pgpulse.sql import redact_text
 
 
 def advise(
@@ -48,6 +51,7 @@ def advise(
         "(takes a SHARE lock while building: disposable databases only).",
     ),
     do_apply: bool = typer.Option(False, "--apply", help="Create the advised indexes (CONCURRENTLY)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --apply: do not ask for confirmation."),
     lock_timeout_ms: int = typer.Option(5_000, "--lock-timeout-ms", min=1, help="lock_timeout for --apply."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every step: queries, candidates, costs."),
@@ -73,6 +77,8 @@ def advise(
     def warning(message: str) -> None:
         stderr.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
 
+    if do_apply and not yes and not sys.stdin.isatty():
+        fail("--apply changes the database: pass --yes to confirm when not on a terminal")
     options = Options(factor=factor, measure=measure, table=table)
     applied: list[Applied] = []
     try:
@@ -80,13 +86,20 @@ def advise(
             _run(target.url, options, allow_build, query, file, log, queryid, top, min_calls, step, warning)
         )
         if do_apply and advice.recommendations:
+            if not yes:
+                names = ", ".join(r.candidate.name for r in advice.recommendations)
+                if not typer.confirm(f"Create {len(advice.recommendations)} index(es) on {shown}: {names}?"):
+                    fail("nothing applied", code=1)
             applied = asyncio.run(apply(libpq_url(target.url), advice.recommendations, lock_timeout_ms, step))
             if measure:
-                asyncio.run(_measure_after(target.url, advice, {a.name for a in applied if a.ok}))
+                asyncio.run(_measure_after(target.url, advice, {a.recommendation for a in applied if a.ok}))
     except ConnectError as exc:
-        fail(f"{shown}: {exc}")
+        fail(redact_text(f"{shown}: {exc}"))
     except (WorkloadError, VerifyError) as exc:
-        fail(str(exc))
+        fail(redact_text(str(exc)))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        fail(redact_text(f"{shown}: {type(exc).__name__}: {first}"))
     finally:
         target.close()
     emit(
@@ -124,6 +137,8 @@ async def _run(
         workload = from_logs(logs, top, min_calls)
     else:
         workload = []
+    # A read-only session (default_transaction_read_only), with a lock_timeout: a table another session holds
+    # under ACCESS EXCLUSIVE becomes that query's verdict ("table locked") instead of a hang.
     conn, _ = await connect(url)
     try:
         # Costing and rolled-back builds of large tables take longer than the doctor's 10 s limit.
@@ -139,16 +154,21 @@ async def _run(
         await conn.close()
 
 
-async def _measure_after(url: str, advice: Advice, created: set[str]) -> None:
-    """With the indexes really there, time each query they serve again (same representative values)."""
+async def _measure_after(url: str, advice: Advice, created: set[int]) -> None:
+    """With the indexes really there, time each query they serve again (same representative values, same
+    rolled-back READ ONLY transaction; only statements --measure already found safe to run)."""
     conn, _ = await connect(url)
     try:
+        await conn.execute("SET statement_timeout = '10min'")
         verifier = Verifier(conn, "applied", 0)
-        for rec in advice.recommendations:
-            if rec.candidate.name not in created:
+        for i, rec in enumerate(advice.recommendations):
+            if i not in created:
                 continue
             for verdict in rec.verdicts:
-                if verdict.bound_sql is not None:
-                    verdict.measured_after_ms = await verifier.measure(verdict.bound_sql)
+                if verdict.statement is not None:
+                    try:
+                        verdict.measured_after_ms = await verifier.measure(verdict.statement)
+                    except asyncpg.PostgresError as exc:
+                        verdict.not_measured = f"measuring after --apply failed: {type(exc).__name__}"
     finally:
         await conn.close()

@@ -6,11 +6,16 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
 from pgpulse.advisor.advise import Advice, Recommendation, Verdict, _size
+from pgpulse.sql import normalize
+
+# Queries are shown as their normalized shape (every constant a $n): a query's literals and the pg_stats values
+# it was costed with are application data, and a report is pasted into tickets and chats.
 
 STATUS_STYLE = {"improved": "green", "covered": "cyan", "no-gain": "yellow", "skipped": "dim"}
 
@@ -28,14 +33,21 @@ def _speedup(verdict: Verdict) -> str:
         )
     elif verdict.measured_before_ms is not None:
         text += f"; measured now {_ms(verdict.measured_before_ms)} (after: needs --allow-build or --apply)"
+    if verdict.not_measured:
+        text += f"; not executed: {verdict.not_measured} (estimated cost only)"
     if verdict.generic_plan:
         text += " [generic plan]"
     return text
 
 
+def shown(verdict: Verdict) -> str:
+    """The query as a report shows it: its normalized shape on one line."""
+    return " ".join(normalize(verdict.query.sql).split())
+
+
 def verdict_dict(v: Verdict) -> dict[str, Any]:
     return {
-        "query": v.query.sql,
+        "query": shown(v),
         "source": v.query.source,
         "queryid": v.query.queryid,
         "calls": v.query.calls,
@@ -46,6 +58,8 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "cost_factor": round(v.factor, 2) if v.factor else None,
         "measured_before_ms": v.measured_before_ms,
         "measured_after_ms": v.measured_after_ms,
+        "not_measured": v.not_measured,
+        "generic_plan": v.generic_plan,
         "index": v.index.name if v.index else None,
     }
 
@@ -82,14 +96,13 @@ def render_markdown(advice: Advice, target: str) -> str:
         lines += [f"## {i}. `{r.candidate.name}` on `{r.candidate.table.qualified}` (~{_size(r.size_bytes)})", ""]
         lines += ["```sql", r.create_sql, "```", ""]
         for v in r.verdicts:
-            lines.append(
-                f"- `{' '.join(v.query.sql.split())[:200]}` ({v.query.calls} calls): {v.reason}; {_speedup(v)}"
-            )
+            lines.append(f"- `{shown(v)}` ({v.query.calls} calls): {v.reason}; {_speedup(v)}")
         lines += ["", f"Write cost: {r.write_note()}", "", "Alembic:", "", "```python", r.alembic(), "```", ""]
     lines += ["## queries", "", "| status | query | reason |", "|---|---|---|"]
     for v in advice.verdicts:
-        query = " ".join(v.query.sql.split())[:160].replace("|", "\\|")
-        lines.append(f"| {v.status} | `{query}` | {v.reason.replace('|', '/')} |")
+        query = shown(v).replace("|", "\\|").replace("`", "'")
+        reason = v.reason + (f"; not executed: {v.not_measured}" if v.not_measured and v.status != "improved" else "")
+        lines.append(f"| {v.status} | `{query}` | {reason.replace('|', '/')} |")
     return "\n".join(lines)
 
 
@@ -103,7 +116,7 @@ def render_table(advice: Advice, target: str, console: Console) -> None:
         body.add_column()
         body.add_row("create", Syntax(r.create_sql, "sql", word_wrap=True, background_color="default"))
         for v in r.verdicts:
-            body.add_row("serves", f"{' '.join(v.query.sql.split())[:160]}\n[dim]{v.reason}[/]\n{_speedup(v)}")
+            body.add_row("serves", f"{escape(shown(v))}\n[dim]{escape(v.reason)}[/]\n{escape(_speedup(v))}")
         body.add_row("size", f"~{_size(r.size_bytes)}")
         body.add_row("write cost", r.write_note())
         body.add_row("alembic", Syntax(r.alembic(), "python", word_wrap=True, background_color="default"))
@@ -114,5 +127,6 @@ def render_table(advice: Advice, target: str, console: Console) -> None:
     table.add_column("verdict", ratio=2)
     for v in advice.verdicts:
         style = STATUS_STYLE.get(v.status, "")
-        table.add_row(f"[{style}]{v.status}[/]", " ".join(v.query.sql.split())[:200], v.reason)
+        reason = v.reason + (f"; not executed: {v.not_measured}" if v.not_measured and v.status != "improved" else "")
+        table.add_row(f"[{style}]{v.status}[/]", escape(shown(v)), escape(reason))
     console.print(table)

@@ -12,28 +12,155 @@ Queries with parameters (``$1``, or pg_stat_statements' normalized text) are cos
 values from ``pg_stats``: the most common value for equality (for a skewed column that is the hot key, the
 case worth optimising), a value near the selective end of the histogram for ranges. Where a parameter has no
 statistics, the generic plan PostgreSQL would cache for the statement is costed instead.
+
+Safety: ``pg_stats`` values are written by the application's users, so they are data, never SQL text. The
+workload statement is parsed first (exactly one statement of an allowed kind, its ``$n`` read from the parse
+tree, not from the text), then EXPLAINed through the extended protocol with the values *bound*: PostgreSQL
+infers each parameter's type and the value travels in text format, exactly as ``pg_stats`` shows it, through a
+per-type text codec set for that one call (so the server's own input function converts it). ``EXPLAIN
+(GENERIC_PLAN)`` is not used for the generic plan: through the extended protocol its parameters must be bound,
+and bound NULLs are folded into the plan ("One-Time Filter: false"); ``PREPARE`` + ``EXPLAIN EXECUTE`` under
+``plan_cache_mode = force_generic_plan`` gives the real generic plan on every version.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
-import re
 import statistics
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
+from pglast import ast
 
 from pgpulse.advisor.candidates import Candidate, Resolution
-from pgpulse.advisor.catalog import ColumnStats
+from pgpulse.advisor.catalog import ColumnStats, create_index_sql
+from pgpulse.sql.guard import (
+    UnsafeStatementError,
+    execution_hazard,
+    function_names,
+    one_statement,
+    operator_names,
+    parameter_numbers,
+    walk,
+)
 
-PARAM = re.compile(r"\$(\d+)\b")
 MEASURE_RUNS = 5
+MAX_PARAMS = 10_000  # more $n than any real statement has; beyond, refuse before the server allocates for them
+# What the advisor EXPLAINs (never executes unless --measure says so and execution_hazard() finds nothing).
+EXPLAIN_KINDS: tuple[type[ast.Node], ...] = (ast.SelectStmt, ast.UpdateStmt, ast.DeleteStmt, ast.InsertStmt)
+LIMIT_VALUE, OFFSET_VALUE = "10", "0"
+
+Value = str | tuple[str, ...]  # one value as pg_stats prints it, or the elements of an array (= ANY($n), IN)
+
+ELEMENT_TYPE_SQL = """
+SELECT e.typname, n.nspname
+  FROM pg_type a JOIN pg_type e ON e.oid = a.typelem JOIN pg_namespace n ON n.oid = e.typnamespace
+ WHERE a.oid = $1
+"""
+# Any overload of a named function (or an operator's function) that is VOLATILE, or a name that is not found:
+# both mean "cannot prove it does not write", so the statement is not executed.
+VOLATILE_FUNCTIONS_SQL = """
+SELECT f.name
+  FROM unnest($1::text[], $2::text[]) AS f(schema, name)
+ WHERE NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                    WHERE p.proname = f.name AND (f.schema = '' OR n.nspname = f.schema))
+    OR EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE p.proname = f.name AND (f.schema = '' OR n.nspname = f.schema) AND p.provolatile = 'v')
+"""
+VOLATILE_OPERATORS_SQL = """
+SELECT DISTINCT o.oprname
+  FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode JOIN pg_namespace n ON n.oid = o.oprnamespace
+ WHERE o.oprname = ANY($1::text[]) AND p.provolatile = 'v'
+"""
+# Only plain tables are read by a measured statement: a view or a foreign table may call anything.
+NOT_TABLES_SQL = """
+SELECT c.relname, c.relkind
+  FROM unnest($1::text[], $2::text[]) AS r(schema, name)
+  JOIN pg_class c ON c.oid = to_regclass(CASE WHEN r.schema = '' THEN r.name ELSE r.schema || '.' || r.name END)
+ WHERE c.relkind NOT IN ('r', 'p', 'm')
+"""
 
 
 class VerifyError(RuntimeError):
     """Candidates cannot be verified on this database; the message says what to enable."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A workload statement ready to cost: its text (checked to be one statement of an allowed kind), its
+    highest ``$n`` and a representative value per parameter. The values are bound by the driver, never
+    written into ``sql``; ``hazard`` says why it must not be executed (``--measure``), None when the text
+    alone shows no write."""
+
+    sql: str
+    params: int
+    values: dict[int, Value] = field(default_factory=dict)
+    hazard: str | None = None
+    tree: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def unbound(self) -> list[int]:
+        return [n for n in range(1, self.params + 1) if n not in self.values]
+
+    @property
+    def generic(self) -> bool:
+        """A parameter has no representative value: cost the generic plan."""
+        return bool(self.unbound)
+
+    def without_values(self) -> Statement:
+        return replace(self, values={})
+
+
+def statement(
+    sql: str, resolution: Resolution | None = None, limit_param: int | None = None, offset_param: int | None = None
+) -> Statement:
+    """Check ``sql`` and pick a representative value for each of its parameters.
+
+    Raises :class:`UnsafeStatementError` (the reason is the verdict) for text that is not exactly one SELECT,
+    UPDATE, DELETE or INSERT, or that has more parameters than a statement can bind."""
+    tree = one_statement(sql, EXPLAIN_KINDS)
+    numbers = parameter_numbers(tree)
+    count = max(numbers, default=0)
+    if count > MAX_PARAMS:
+        raise UnsafeStatementError(f"${count}: more parameters than pgpulse binds ({MAX_PARAMS})")
+    values: dict[int, Value] = {}
+    if limit_param in numbers and limit_param is not None:
+        values[limit_param] = LIMIT_VALUE
+    if offset_param in numbers and offset_param is not None:
+        values[offset_param] = OFFSET_VALUE
+    for number, (stats, pred) in (resolution.params if resolution else {}).items():
+        if number in numbers and number not in values:
+            value = _representative(stats, pred.op, pred.kind)
+            if value is not None:
+                values[number] = value
+    return Statement(sql, count, values, execution_hazard(tree), tree)
+
+
+def _representative(stats: ColumnStats, op: str, kind: str) -> Value | None:
+    if kind == "in":
+        values = list(stats.mcv[:3]) or _quantiles(stats.histogram, (0.25, 0.5, 0.75))
+        return tuple(values) if values else None
+    if op in ("=", "IS NULL") or kind in ("eq", "join"):
+        if stats.mcv:
+            return stats.mcv[0]
+        middle = _quantiles(stats.histogram, (0.5,))
+        return middle[0] if middle else None
+    # a range: keep it selective (10% of the rows) so the candidate is costed on a query worth indexing
+    where = 0.9 if op in (">", ">=") else 0.1
+    bound = _quantiles(stats.histogram, (where,))
+    if bound:
+        return bound[0]
+    return stats.mcv[0] if stats.mcv else None
+
+
+def _quantiles(histogram: Sequence[str], points: Sequence[float]) -> list[str]:
+    if not histogram:
+        return []
+    return [histogram[min(len(histogram) - 1, int(p * (len(histogram) - 1)))] for p in points]
 
 
 @dataclass(frozen=True)
@@ -53,70 +180,18 @@ class Trial:
     used: set[Candidate] = field(default_factory=set)
     measured_before_ms: float | None = None
     measured_after_ms: float | None = None
+    failed: dict[Candidate, str] = field(default_factory=dict)  # a candidate PostgreSQL refused, and why
 
     @property
     def factor(self) -> float:
         return self.before.cost / self.after.cost if self.after.cost > 0 else float("inf")
 
 
-def bind(sql: str, resolution: Resolution) -> tuple[str, set[int]]:
-    """The query with each ``$n`` replaced by a representative literal; returns the numbers left unbound."""
-    unbound: set[int] = set()
-
-    def value(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        known = resolution.params.get(number)
-        literal = None
-        if known is not None:
-            stats, pred = known
-            literal = _representative(stats, pred.op, pred.kind)
-        if literal is None:
-            unbound.add(number)
-            return match.group(0)
-        return literal
-
-    return PARAM.sub(value, sql), unbound
+class CandidateRefused(Exception):
+    """PostgreSQL (or HypoPG) cannot create this index: no B-tree operator class, too many columns…"""
 
 
-def bind_limits(sql: str, limit_param: int | None, offset_param: int | None) -> str:
-    def value(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        if number == limit_param:
-            return "10"
-        if number == offset_param:
-            return "0"
-        return match.group(0)
-
-    return PARAM.sub(value, sql)
-
-
-def _representative(stats: ColumnStats, op: str, kind: str) -> str | None:
-    if kind == "in":
-        values = list(stats.mcv[:3]) or _quantiles(stats.histogram, (0.25, 0.5, 0.75))
-        if not values:
-            return None
-        return _literal("{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}")
-    if op in ("=", "IS NULL") or kind in ("eq", "join"):
-        if stats.mcv:
-            return _literal(stats.mcv[0])
-        middle = _quantiles(stats.histogram, (0.5,))
-        return _literal(middle[0]) if middle else None
-    # a range: keep it selective (10% of the rows) so the candidate is costed on a query worth indexing
-    where = 0.9 if op in (">", ">=") else 0.1
-    bound = _quantiles(stats.histogram, (where,))
-    if bound:
-        return _literal(bound[0])
-    return _literal(stats.mcv[0]) if stats.mcv else None
-
-
-def _quantiles(histogram: Sequence[str], points: Sequence[float]) -> list[str]:
-    if not histogram:
-        return []
-    return [histogram[min(len(histogram) - 1, int(p * (len(histogram) - 1)))] for p in points]
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+_generic_names = itertools.count(1)
 
 
 class Verifier:
@@ -154,81 +229,203 @@ class Verifier:
             "then CREATE EXTENSION hypopg) or pass --allow-build on a disposable copy of the database"
         )
 
-    async def explain(self, sql: str, generic: bool = False) -> Costed:
+    # -- costing ----------------------------------------------------------------------------------------
+
+    async def explain(self, stmt: Statement) -> Costed:
+        """The planner's cost of ``stmt``; its generic plan when a parameter has no value, or when a value
+        cannot be given to the parameter's type (``Costed.generic`` then says so)."""
+        generic = stmt.generic
+        raw: Any = None
+        if not generic:
+            try:
+                raw = await self._bound("EXPLAIN (FORMAT JSON) ", stmt)
+            except (Unbindable, asyncpg.DataError) as exc:
+                self.log(f"  representative values do not fit the parameters ({_one_line(exc)}): generic plan")
+                generic = True
         if generic:
-            raw = await self._explain_generic(sql)
-        else:
-            raw = await self.conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}")
+            raw = await self._explain_generic(stmt)
         plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
         return Costed(float(plan["Total Cost"]), frozenset(_index_names(plan)), generic)
 
-    async def _explain_generic(self, sql: str) -> Any:
-        """The plan PostgreSQL would cache for the statement whatever its parameters: PREPARE it and EXPLAIN
-        EXECUTE under ``plan_cache_mode = force_generic_plan`` (the NULLs passed are then not looked at)."""
-        count = max(int(n) for n in PARAM.findall(sql))
-        await self.conn.execute(f"PREPARE pgpulse_generic AS {sql}")
-        try:
-            await self.conn.execute("SET plan_cache_mode = force_generic_plan")
-            nulls = ", ".join(["NULL"] * count)
-            return await self.conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE pgpulse_generic({nulls})")
-        finally:
-            await self.conn.execute("RESET plan_cache_mode")
-            await self.conn.execute("DEALLOCATE pgpulse_generic")
+    async def _bound(self, prefix: str, stmt: Statement) -> Any:
+        """``prefix + stmt.sql`` through the extended protocol with ``stmt.values`` bound as parameters.
 
-    async def measure(self, sql: str) -> float:
-        """Median execution time (ms) of the query run for real, from EXPLAIN ANALYZE without per-node timing."""
+        The values are text as pg_stats prints them; for this one call each parameter's type (and an array
+        parameter's element type) gets a text-format codec, so the server's own input function reads them.
+        The codecs are reset afterwards: the connection's other queries keep asyncpg's usual types."""
+        text = prefix + stmt.sql
+        types = (await self.conn.prepare(text)).get_parameters()
+        overridden: list[tuple[str, str]] = []
+        try:
+            for param in types:
+                if param.kind == "scalar":
+                    target = (param.name, param.schema)
+                elif param.kind == "array":
+                    row = await self.conn.fetchrow(ELEMENT_TYPE_SQL, param.oid)
+                    target = (row["typname"], row["nspname"])
+                else:  # a composite or range parameter: no single pg_stats text to give it
+                    raise Unbindable(f"parameter of type {param.name}")
+                if target not in overridden:
+                    await self.conn.set_type_codec(target[0], schema=target[1], encoder=str, decoder=str, format="text")
+                    overridden.append(target)
+            prepared = await self.conn.prepare(text)  # again: the codecs are chosen when a statement is prepared
+            args = [_as(stmt.values[n], param.kind == "array") for n, param in enumerate(types, 1)]
+            return await prepared.fetchval(*args)
+        finally:
+            for name, schema in overridden:
+                await self.conn.reset_type_codec(name, schema=schema)
+
+    async def _explain_generic(self, stmt: Statement) -> Any:
+        """The plan PostgreSQL would cache for the statement whatever its parameters: PREPARE it and EXPLAIN
+        EXECUTE under ``plan_cache_mode = force_generic_plan`` (the NULLs passed are then not looked at).
+
+        The text sent is the checked statement itself (one statement, through the extended protocol, which
+        refuses a second one anyway); the name and the NULLs are ours."""
+        name = f"pgpulse_generic_{next(_generic_names)}"
+        await self.conn.fetch(f"PREPARE {name} AS {stmt.sql}")
+        try:
+            await self.conn.fetch("SET plan_cache_mode = force_generic_plan")
+            nulls = ", ".join(["NULL"] * stmt.params)
+            return await self.conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})")
+        finally:
+            # In an aborted transaction these fail; the ROLLBACK that follows resets the setting, and the
+            # prepared statement (named once) is gone with the session.
+            with contextlib.suppress(asyncpg.PostgresError):
+                await self.conn.fetch("RESET plan_cache_mode")
+                await self.conn.fetch(f"DEALLOCATE {name}")
+
+    # -- measuring --------------------------------------------------------------------------------------
+
+    async def why_not_execute(self, stmt: Statement) -> str | None:
+        """Why ``--measure`` must not run this statement for real, or None when it provably only reads:
+        no write or row lock in the text, no VOLATILE function or operator (``nextval``, ``set_config``,
+        ``pg_terminate_backend``, ``dblink_exec``, ``lo_unlink``, a user's VOLATILE function…), only tables
+        read (a view may call anything), and a representative value for every parameter."""
+        if stmt.hazard:
+            return stmt.hazard
+        if stmt.generic:
+            return "a parameter has no representative value"
+        functions = sorted(function_names(stmt.tree), key=lambda f: (f[0] or "", f[1]))
+        if functions:
+            rows = await self.conn.fetch(
+                VOLATILE_FUNCTIONS_SQL, [s or "" for s, _ in functions], [n for _, n in functions]
+            )
+            if rows:
+                names = ", ".join(sorted({r["name"] for r in rows}))
+                return f"calls {names}, which is VOLATILE (may write) or unknown"
+        operators = sorted({name for _, name in operator_names(stmt.tree)})
+        if operators and (rows := await self.conn.fetch(VOLATILE_OPERATORS_SQL, operators)):
+            return f"operator {', '.join(r['oprname'] for r in rows)} runs a VOLATILE function"
+        relations = sorted(
+            {(n.schemaname or "", n.relname) for n in _walk_ranges(stmt.tree)},
+        )
+        if relations:
+            rows = await self.conn.fetch(NOT_TABLES_SQL, [s for s, _ in relations], [n for _, n in relations])
+            if rows:
+                return f"reads {', '.join(r['relname'] for r in rows)}, which is not a table (a view may call anything)"
+        return None
+
+    async def measure(self, stmt: Statement, in_transaction: bool = False) -> float:
+        """Median execution time (ms) of the query run for real, from EXPLAIN ANALYZE without per-node timing.
+
+        The caller has checked :meth:`why_not_execute`. Each run is in a READ ONLY transaction that is always
+        rolled back (inside the rolled-back build transaction: switched to READ ONLY first)."""
         times = []
         for _ in range(MEASURE_RUNS):
-            raw = await self.conn.fetchval(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}")
+            if in_transaction:
+                await self.conn.execute("SET TRANSACTION READ ONLY")
+                raw = await self._bound("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ", stmt)
+            else:
+                await self.conn.execute("BEGIN READ ONLY")
+                try:
+                    raw = await self._bound("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ", stmt)
+                finally:
+                    await self.conn.execute("ROLLBACK")
             doc = (json.loads(raw) if isinstance(raw, str) else raw)[0]
             times.append(float(doc["Execution Time"]))
         return statistics.median(times)
 
-    async def trial(
-        self, sql: str, candidates: Sequence[Candidate], before: Costed, generic: bool, measure: bool
-    ) -> Trial:
-        """Cost ``sql`` with all ``candidates`` present at once."""
-        if self.method == "hypopg":
-            return await self._trial_hypopg(sql, candidates, before, generic)
-        return await self._trial_build(sql, candidates, before, generic, measure)
+    # -- trials -----------------------------------------------------------------------------------------
 
-    async def _trial_hypopg(self, sql: str, candidates: Sequence[Candidate], before: Costed, generic: bool) -> Trial:
+    async def trial(self, stmt: Statement, candidates: Sequence[Candidate], before: Costed, measure: bool) -> Trial:
+        """Cost ``stmt`` with all ``candidates`` present at once. A candidate PostgreSQL refuses raises
+        :class:`CandidateRefused` (the caller makes it that candidate's verdict)."""
+        if self.method == "hypopg":
+            return await self._trial_hypopg(stmt, candidates, before)
+        return await self._trial_build(stmt, candidates, before, measure)
+
+    async def _trial_hypopg(self, stmt: Statement, candidates: Sequence[Candidate], before: Costed) -> Trial:
         names: dict[str, Candidate] = {}
         sizes: dict[Candidate, int] = {}
         try:
             for candidate in candidates:
-                row = await self.conn.fetchrow(
-                    "SELECT indexrelid, indexname FROM hypopg_create_index($1)", candidate.create_sql(False)
-                )
+                try:
+                    row = await self.conn.fetchrow(
+                        "SELECT indexrelid, indexname FROM hypopg_create_index($1)", create_index_sql(candidate)
+                    )
+                except asyncpg.PostgresError as exc:
+                    raise CandidateRefused(_one_line(exc)) from None
+                if row is None:
+                    raise CandidateRefused("HypoPG did not create it")
                 names[row["indexname"]] = candidate
                 sizes[candidate] = int(await self.conn.fetchval("SELECT hypopg_relation_size($1)", row["indexrelid"]))
-            after = await self.explain(sql, generic)
+            after = await self.explain(stmt)
         finally:
-            await self.conn.execute("SELECT hypopg_reset()")
+            await self.conn.fetch("SELECT hypopg_reset()")
         return Trial(before, after, sizes, {names[n] for n in after.indexes if n in names})
 
     async def _trial_build(
-        self, sql: str, candidates: Sequence[Candidate], before: Costed, generic: bool, measure: bool
+        self, stmt: Statement, candidates: Sequence[Candidate], before: Costed, measure: bool
     ) -> Trial:
         names: dict[str, Candidate] = {}
         sizes: dict[Candidate, int] = {}
-        # Explicitly READ WRITE: the session default is read-only; this transaction is always rolled back.
+        # Explicitly READ WRITE: the session default is read-only; this transaction is always rolled back, and
+        # it is the only one pgpulse opens READ WRITE without --apply (its own CREATE INDEX, nothing else).
         await self.conn.execute("BEGIN READ WRITE")
         try:
-            await self.conn.execute("SET LOCAL lock_timeout = '5s'")
             for i, candidate in enumerate(candidates):
                 name = f"pgpulse_trial_{i}"
-                self.log(f"building {candidate.create_sql(False, name)} (rolled back)")
-                await self.conn.execute(candidate.create_sql(False, name))
+                sql = create_index_sql(candidate, name)
+                self.log(f"building {sql} (rolled back)")
+                try:
+                    await self.conn.fetch(sql)
+                except asyncpg.PostgresError as exc:
+                    raise CandidateRefused(_one_line(exc)) from None
+                size = await self.conn.fetchval(
+                    "SELECT pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relname = $1 AND n.nspname = $2",
+                    name,
+                    candidate.table.schema,
+                )
                 names[name] = candidate
-                sizes[candidate] = int(await self.conn.fetchval("SELECT pg_relation_size($1::regclass)", name))
-            after = await self.explain(sql, generic)
+                sizes[candidate] = int(size or 0)
+            after = await self.explain(stmt)
             trial = Trial(before, after, sizes, {names[n] for n in after.indexes if n in names})
-            if measure and not generic:
-                trial.measured_after_ms = await self.measure(sql)
+            if measure and not stmt.generic:
+                trial.measured_after_ms = await self.measure(stmt, in_transaction=True)
         finally:
             await self.conn.execute("ROLLBACK")
         return trial
+
+
+class Unbindable(Exception):
+    """A parameter whose type takes no single text value (a composite or range): cost the generic plan."""
+
+
+def _as(value: Value, array: bool) -> str | list[str]:
+    if array:
+        return list(value) if isinstance(value, tuple) else [value]
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _walk_ranges(tree: Any) -> Iterable[ast.RangeVar]:
+    cte_names = {str(n.ctename) for n in walk(tree) if isinstance(n, ast.CommonTableExpr)}
+    return [n for n in walk(tree) if isinstance(n, ast.RangeVar) and (n.schemaname or n.relname not in cte_names)]
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _index_names(plan: dict[str, Any]) -> set[str]:
