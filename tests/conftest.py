@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,6 +20,8 @@ from pgpulse.db.engine import libpq_url
 
 MakeDatabase = Callable[..., Awaitable[str]]
 pytest_plugins = ["pytester"]
+DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
+HYPOPG = Path("/usr/lib/postgresql/15/lib/hypopg.so")
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +31,18 @@ def pg_server() -> Iterator[EmbeddedPostgres | None]:
         yield None
         return
     with ephemeral_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def hypo_server() -> Iterator[EmbeddedPostgres]:
+    """Debian's PostgreSQL 15 with HypoPG (scripts/test.sh installs them), one per session: the advisor's tests
+    and its attacks in tests/safety share it."""
+    if not HYPOPG.exists():
+        if os.environ.get("CI"):
+            pytest.fail("postgresql-15-hypopg is missing: scripts/test.sh installs it (run it as root)")
+        pytest.skip("needs Debian's postgresql-15 and postgresql-15-hypopg (bash scripts/test.sh installs them)")
+    with ephemeral_server(bins=DEBIAN_PG15) as server:
         yield server
 
 

@@ -6,10 +6,8 @@ The embedded PostgreSQL 18 has no HypoPG; it serves the tests of the ``--allow-b
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,10 +16,9 @@ from typer.testing import CliRunner
 
 from pgpulse.cli import app
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
+from pgpulse.db.embedded import EmbeddedPostgres
 
-DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
-HYPOPG = Path("/usr/lib/postgresql/15/lib/hypopg.so")
+# The PostgreSQL 15 + HypoPG server itself (``hypo_server``) is in tests/conftest.py: tests/safety shares it.
 
 # accounts: 2,000 rows; events: 200,000 rows, 30% of them on account 1 (a hot key), 3 kinds, amounts and
 # timestamps spread over a year; kv: 20 rows (a tiny table no index can help).
@@ -62,16 +59,6 @@ class Workload:
 @pytest.fixture(scope="session")
 def advisor_schema() -> str:
     return SCHEMA
-
-
-@pytest.fixture(scope="session")
-def hypo_server() -> Iterator[EmbeddedPostgres]:
-    if not HYPOPG.exists():
-        if os.environ.get("CI"):
-            pytest.fail("postgresql-15-hypopg is missing: scripts/test.sh installs it (run it as root)")
-        pytest.skip("needs Debian's postgresql-15 and postgresql-15-hypopg (bash scripts/test.sh installs them)")
-    with ephemeral_server(bins=DEBIAN_PG15) as server:
-        yield server
 
 
 async def _make_db(server_url: str, name: str, schema: str) -> str:
