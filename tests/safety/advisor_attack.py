@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 import asyncpg
 from typer.testing import CliRunner
 
@@ -136,5 +135,3 @@ def args_for(queries: list[str]) -> list[str]:
     for q in queries:
         out += ["-q", q]
     return out
-
-
