@@ -85,6 +85,24 @@ SELECT c.relname, c.relkind
 """
 
 
+# auto_explain loaded in the session (session_preload_libraries, shared_preload_libraries) and logging every
+# plan: it cannot look up HypoPG's hypothetical indexes ("cache lookup failed for index"), so every costing
+# with one fails. Turning it off for this session only needs the right to SET it (superuser, or GRANT SET).
+AUTO_EXPLAIN_SQL = (
+    "SELECT coalesce(current_setting('auto_explain.log_min_duration', true), '-1') NOT IN ('-1', '')"
+)
+
+
+async def _quiet_auto_explain(conn: asyncpg.Connection, log: Callable[[str], None]) -> None:
+    if not await conn.fetchval(AUTO_EXPLAIN_SQL):
+        return
+    try:
+        await conn.fetch("SELECT set_config('auto_explain.log_min_duration', '-1', false)")
+        log("auto_explain is active in this session: turned off for it (it cannot print hypothetical indexes)")
+    except asyncpg.PostgresError as exc:
+        log(f"auto_explain is active in this session and cannot be turned off ({_one_line(exc)})")
+
+
 class VerifyError(RuntimeError):
     """Candidates cannot be verified on this database; the message says what to enable."""
 
@@ -215,6 +233,7 @@ class Verifier:
     ) -> Verifier:
         version = int(await conn.fetchval("SHOW server_version_num"))
         if await conn.fetchval("SELECT true FROM pg_extension WHERE extname = 'hypopg'"):
+            await _quiet_auto_explain(conn, log)
             return cls(conn, "hypopg", version, log)
         if allow_build:
             return cls(conn, "build", version, log)
@@ -369,7 +388,13 @@ class Verifier:
                     raise CandidateRefused("HypoPG did not create it")
                 names[row["indexname"]] = candidate
                 sizes[candidate] = int(await self.conn.fetchval("SELECT hypopg_relation_size($1)", row["indexrelid"]))
-            after = await self.explain(stmt)
+            try:
+                after = await self.explain(stmt)
+            except asyncpg.PostgresError as exc:
+                hint = ""
+                if await self.conn.fetchval(AUTO_EXPLAIN_SQL):
+                    hint = " (auto_explain is active in this session and cannot print HypoPG's hypothetical indexes)"
+                raise CandidateRefused(_one_line(exc) + hint) from None
         finally:
             await self.conn.fetch("SELECT hypopg_reset()")
         return Trial(before, after, sizes, {names[n] for n in after.indexes if n in names})
