@@ -61,6 +61,14 @@ class Recommendation:
 
     @property
     def create_sql(self) -> str:
+        if self.candidate.table.kind == "p":
+            # PostgreSQL refuses CONCURRENTLY on a partitioned table; this is how to build it without blocking
+            # writes (what --apply does).
+            return (
+                create_index_sql(self.candidate, only=True)
+                + ";\n-- then for each partition: CREATE INDEX CONCURRENTLY … ON <partition> (…); "
+                + f"ALTER INDEX {quote_ident(self.candidate.name)} ATTACH PARTITION <its index>;"
+            )
         return create_index_sql(self.candidate, concurrently=True) + ";"
 
     def alembic(self) -> str:
