@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from pgpulse.advisor.candidates import Candidate, candidates_for, covering_index, resolve
-from pgpulse.advisor.catalog import TableInfo, create_index_sql, load_table
+from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, load_table
 from pgpulse.advisor.parse import QueryShape, UnsupportedQuery, analyze
 from pgpulse.advisor.verify import CandidateRefused, Costed, Statement, Trial, Unbindable, Verifier, statement
 from pgpulse.advisor.workload import WorkloadQuery
@@ -60,6 +60,12 @@ class Recommendation:
     verdicts: list[Verdict] = field(default_factory=list)
 
     @property
+    def name(self) -> str:
+        """The index's name, unique after PostgreSQL's 63-byte truncation (--apply may add a suffix when it is
+        taken by then)."""
+        return index_name(self.candidate.table.name, self.candidate)
+
+    @property
     def create_sql(self) -> str:
         if self.candidate.table.kind == "p":
             # PostgreSQL refuses CONCURRENTLY on a partitioned table; this is how to build it without blocking
@@ -67,7 +73,7 @@ class Recommendation:
             return (
                 create_index_sql(self.candidate, only=True)
                 + ";\n-- then for each partition: CREATE INDEX CONCURRENTLY … ON <partition> (…); "
-                + f"ALTER INDEX {quote_ident(self.candidate.name)} ATTACH PARTITION <its index>;"
+                + f"ALTER INDEX {quote_ident(self.name)} ATTACH PARTITION <its index>;"
             )
         return create_index_sql(self.candidate, concurrently=True) + ";"
 
@@ -80,7 +86,7 @@ class Recommendation:
         return (
             "# CREATE INDEX CONCURRENTLY cannot run inside a transaction: Alembic's autocommit block\n"
             "with op.get_context().autocommit_block():\n"
-            f"    op.create_index({_py(self.candidate.name)}, {_py(table.name)}, [{cols}]{schema}, "
+            f"    op.create_index({_py(self.name)}, {_py(table.name)}, [{cols}]{schema}, "
             "postgresql_concurrently=True)"
         )
 

@@ -22,7 +22,6 @@ It changes only what it created:
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,11 +30,9 @@ import asyncpg
 
 from pgpulse.advisor.advise import Recommendation
 from pgpulse.advisor.candidates import Candidate
-from pgpulse.advisor.catalog import create_index_sql
+from pgpulse.advisor.catalog import create_index_sql, index_name
 from pgpulse.sql import quote_qualified
 
-NAME_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer identifiers
-HASH_CHARS = 8
 # The key of pgpulse's advisory lock ("pgpulse" + 1 as a bigint), the same for every --apply on any database.
 ADVISORY_KEY = int.from_bytes(b"pgpulse\x01", "big", signed=True)
 DROP_WAIT_FACTOR = 10  # how much longer than the build's lock_timeout we wait to remove its INVALID leftover
@@ -115,9 +112,7 @@ async def apply(
     try:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_KEY):
             return [
-                Applied(
-                    r.candidate.name, False, "not created: another pgpulse --apply is running on this database", 0, i
-                )
+                Applied(r.name, False, "not created: another pgpulse --apply is running on this database", 0, i)
                 for i, r in enumerate(recommendations)
             ]
         try:
@@ -131,22 +126,6 @@ async def apply(
     finally:
         await conn.close()
     return results
-
-
-def index_name(table: str, candidate: Candidate, suffix: str = "") -> str:
-    """``ix_<table>_<columns>``, at most 63 bytes: a name that would be cut keeps a hash of the whole name, so
-    two long names that share their first 63 bytes stay distinct."""
-    full = "ix_" + table + "_" + "_".join(c.name for c in candidate.columns)
-    if len((full + suffix).encode()) <= NAME_BYTES:
-        return full + suffix
-    digest = "_" + hashlib.blake2b(full.encode(), digest_size=8).hexdigest()[:HASH_CHARS]
-    room = NAME_BYTES - len((digest + suffix).encode())
-    return _cut(full, room) + digest + suffix
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes without splitting a character."""
-    return text.encode()[:limit].decode(errors="ignore")
 
 
 async def _free_name(run: _Run, schema: str, table: str, candidate: Candidate) -> str:
@@ -164,7 +143,9 @@ async def _apply_one(run: _Run, candidate: Candidate) -> Applied:
     info = candidate.table
     oid = await run.conn.fetchval(TABLE_OID_SQL, info.fully_qualified)
     if oid is None:
-        return Applied(candidate.name, False, f"not created: table {info.fully_qualified} no longer exists")
+        return Applied(
+            index_name(info.name, candidate), False, f"not created: table {info.fully_qualified} no longer exists"
+        )
     table = _Table(oid, info.schema, info.name, info.kind)
     began = time.monotonic()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,21 @@ class TableInfo:
         return quote_qualified(self.schema, self.name)
 
 
+NAME_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer identifiers
+HASH_CHARS = 8
+
+
+def index_name(table: str, candidate: Candidate, suffix: str = "") -> str:
+    """``ix_<table>_<columns>``, at most 63 bytes: a name that would be cut keeps a hash of the whole name, so
+    two long names that share their first 63 bytes stay distinct (PostgreSQL would silently make them one)."""
+    full = "ix_" + table + "_" + "_".join(c.name for c in candidate.columns)
+    if len((full + suffix).encode()) <= NAME_BYTES:
+        return full + suffix
+    digest = "_" + hashlib.blake2b(full.encode(), digest_size=8).hexdigest()[:HASH_CHARS]
+    room = NAME_BYTES - len((digest + suffix).encode())
+    return full.encode()[:room].decode(errors="ignore") + digest + suffix
+
+
 def create_index_sql(
     candidate: Candidate,
     name: str | None = None,
@@ -113,10 +129,8 @@ def create_index_sql(
     columns = ", ".join(quote_ident(c.name) + (" DESC" if c.desc else "") for c in candidate.columns)
     how = "CONCURRENTLY " if concurrently else ""
     on = "ONLY " if only else ""
-    return (
-        f"CREATE INDEX {how}{quote_ident(name or candidate.name)} ON {on}{table or candidate.table.qualified} "
-        f"({columns})"
-    )
+    name = quote_ident(name or index_name(candidate.table.name, candidate))
+    return f"CREATE INDEX {how}{name} ON {on}{table or candidate.table.qualified} ({columns})"
 
 
 async def load_table(conn: asyncpg.Connection, name: str, schema: str | None = None) -> TableInfo | None:

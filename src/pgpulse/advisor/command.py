@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pgpulse.advisor.advise import Advice, Advisor, Options
 from pgpulse.advisor.apply import Applied, apply
@@ -87,7 +88,7 @@ def advise(
         )
         if do_apply and advice.recommendations:
             if not yes:
-                names = ", ".join(r.candidate.name for r in advice.recommendations)
+                names = ", ".join(r.name for r in advice.recommendations)
                 if not typer.confirm(f"Create {len(advice.recommendations)} index(es) on {shown}: {names}?"):
                     fail("nothing applied", code=1)
             applied = asyncio.run(apply(libpq_url(target.url), advice.recommendations, lock_timeout_ms, step))
@@ -110,7 +111,7 @@ def advise(
     )
     for result in applied:
         style = "green" if result.ok else "bold red"
-        stderr.print(f"[{style}]{result.name}: {result.message}[/]")
+        stderr.print(f"[{style}]{escape(result.name)}: {escape(redact_text(result.message))}[/]")
     if any(not r.ok for r in applied):
         raise typer.Exit(1)
 

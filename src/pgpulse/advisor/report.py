@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from pgpulse.advisor.advise import Advice, Recommendation, Verdict, _size
+from pgpulse.advisor.catalog import index_name
 from pgpulse.sql import normalize
 
 # Queries are shown as their normalized shape (every constant a $n): a query's literals and the pg_stats values
@@ -60,13 +61,13 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "measured_after_ms": v.measured_after_ms,
         "not_measured": v.not_measured,
         "generic_plan": v.generic_plan,
-        "index": v.index.name if v.index else None,
+        "index": index_name(v.index.table.name, v.index) if v.index else None,
     }
 
 
 def recommendation_dict(r: Recommendation) -> dict[str, Any]:
     return {
-        "name": r.candidate.name,
+        "name": r.name,
         "table": r.candidate.table.qualified,
         "columns": [{"name": c.name, "desc": c.desc} for c in r.candidate.columns],
         "create": r.create_sql,
@@ -93,7 +94,7 @@ def render_markdown(advice: Advice, target: str) -> str:
     if not advice.recommendations:
         lines += ["No index to add: every query read is already served, or no candidate met the cost factor.", ""]
     for i, r in enumerate(advice.recommendations, 1):
-        lines += [f"## {i}. `{r.candidate.name}` on `{r.candidate.table.qualified}` (~{_size(r.size_bytes)})", ""]
+        lines += [f"## {i}. `{r.name}` on `{r.candidate.table.qualified}` (~{_size(r.size_bytes)})", ""]
         lines += ["```sql", r.create_sql, "```", ""]
         for v in r.verdicts:
             lines.append(f"- `{shown(v)}` ({v.query.calls} calls): {v.reason}; {_speedup(v)}")
@@ -120,7 +121,7 @@ def render_table(advice: Advice, target: str, console: Console) -> None:
         body.add_row("size", f"~{_size(r.size_bytes)}")
         body.add_row("write cost", r.write_note())
         body.add_row("alembic", Syntax(r.alembic(), "python", word_wrap=True, background_color="default"))
-        console.print(Panel(body, title=f"{i}. {r.candidate.name}", title_align="left", border_style="green"))
+        console.print(Panel(body, title=f"{i}. {r.name}", title_align="left", border_style="green"))
     table = Table(title="queries read", expand=True, show_lines=False)
     table.add_column("status", no_wrap=True)
     table.add_column("query", ratio=3)

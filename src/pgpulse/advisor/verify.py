@@ -88,9 +88,7 @@ SELECT c.relname, c.relkind
 # auto_explain loaded in the session (session_preload_libraries, shared_preload_libraries) and logging every
 # plan: it cannot look up HypoPG's hypothetical indexes ("cache lookup failed for index"), so every costing
 # with one fails. Turning it off for this session only needs the right to SET it (superuser, or GRANT SET).
-AUTO_EXPLAIN_SQL = (
-    "SELECT coalesce(current_setting('auto_explain.log_min_duration', true), '-1') NOT IN ('-1', '')"
-)
+AUTO_EXPLAIN_SQL = "SELECT coalesce(current_setting('auto_explain.log_min_duration', true), '-1') NOT IN ('-1', '')"
 
 
 async def _quiet_auto_explain(conn: asyncpg.Connection, log: Callable[[str], None]) -> None:
@@ -351,7 +349,7 @@ class Verifier:
         rolled back (inside the rolled-back build transaction: switched to READ ONLY first)."""
         times = []
         for _ in range(MEASURE_RUNS):
-            if in_transaction:
+            if in_transaction:  # the build transaction, already switched to READ ONLY after its builds
                 await self.conn.execute("SET TRANSACTION READ ONLY")
                 raw = await self._bound("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ", stmt)
             else:
@@ -424,6 +422,9 @@ class Verifier:
                 )
                 names[name] = candidate
                 sizes[candidate] = int(size or 0)
+            # The indexes are built: from here the transaction only reads (a function that lies about its
+            # volatility and is folded by the planner cannot write either).
+            await self.conn.execute("SET TRANSACTION READ ONLY")
             after = await self.explain(stmt)
             trial = Trial(before, after, sizes, {names[n] for n in after.indexes if n in names})
             if measure and not stmt.generic:
