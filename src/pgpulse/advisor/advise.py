@@ -7,6 +7,7 @@ the queries read, the candidates tried, the planner's cost before and after each
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, loa
 from pgpulse.advisor.parse import QueryShape, UnsupportedQuery, analyze
 from pgpulse.advisor.verify import CandidateRefused, Costed, Statement, Trial, Unbindable, Verifier, statement
 from pgpulse.advisor.workload import WorkloadQuery
-from pgpulse.sql import UnsafeStatementError, normalize, quote_ident
+from pgpulse.sql import UnsafeStatementError, normalize, parses, quote_ident, redact_sql
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -146,13 +147,14 @@ class Advisor:
         verdicts: list[Verdict] = []
         chosen: list[tuple[Candidate, Verdict, _Prepared]] = []
         for query in workload:
-            self.log(f"query ({query.label()}, {query.calls} calls): {_short(normalize(query.sql))}")
+            self.log(f"query ({query.label()}, {query.calls} calls): {_short(shape_of(query.sql))}")
             try:
                 prepared = await self._prepare(query)
                 verdict = prepared if isinstance(prepared, Verdict) else await self._best(query, prepared)
             except Exception as exc:
                 verdict = Verdict(query, "skipped", failure_reason(exc))
                 prepared = verdict
+            verdict.reason = scrub(verdict.reason)
             self.log(f"  → {verdict.status}: {verdict.reason}")
             if verdict.status != "ignored":
                 verdicts.append(verdict)
@@ -332,6 +334,26 @@ class Advisor:
                 recommendations[final] = Recommendation(final, trial.size_bytes.get(final, 0))
             recommendations[final].verdicts.append(verdict)
         return sorted(recommendations.values(), key=lambda r: -sum(v.cost_before or 0 for v in r.verdicts))
+
+
+def shape_of(sql: str) -> str:
+    """A query as pgpulse shows it: its normalized shape (every constant a ``$n``) on one line; text that does
+    not parse is shown with its literals and comments masked (PostgreSQL's scanner), or cut at its first quote."""
+    shown = redact_sql(normalize(sql) if parses(sql) else sql)  # redact_sql also drops comments
+    return " ".join(shown.split())
+
+
+# A parser message quotes the token it stopped at: "unterminated quoted string at or near "'hunter2"".
+_NEAR = re.compile(r'at or near "(?:[^"]|"")*"')
+
+
+def scrub(reason: str) -> str:
+    """A verdict's reason without a literal a parser or server message quoted from the query."""
+    return _NEAR.sub(lambda m: m.group(0) if _plain_token(m.group(0)[12:-1]) else "at or near (a literal)", reason)
+
+
+def _plain_token(token: str) -> bool:
+    return token.replace("_", "").replace(".", "").isalnum() and not token[:1].isdigit()
 
 
 def failure_reason(exc: BaseException) -> str:

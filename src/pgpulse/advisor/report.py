@@ -11,9 +11,8 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from pgpulse.advisor.advise import Advice, Recommendation, Verdict, _size
+from pgpulse.advisor.advise import Advice, Recommendation, Verdict, _size, shape_of
 from pgpulse.advisor.catalog import index_name
-from pgpulse.sql import normalize
 
 # Queries are shown as their normalized shape (every constant a $n): a query's literals and the pg_stats values
 # it was costed with are application data, and a report is pasted into tickets and chats.
@@ -43,7 +42,7 @@ def _speedup(verdict: Verdict) -> str:
 
 def shown(verdict: Verdict) -> str:
     """The query as a report shows it: its normalized shape on one line."""
-    return " ".join(normalize(verdict.query.sql).split())
+    return shape_of(verdict.query.sql)
 
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
