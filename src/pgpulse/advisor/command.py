@@ -31,6 +31,8 @@ from pgpulse.errors import fail
 from pgpulse.formats import Format, emit
 from pgpulse.sql import redact_text
 
+LOCK_TIMEOUT = "1s"  # a table another session holds locked becomes a "table locked" verdict after this long
+
 
 def advise(
     database_url: str | None = typer.Argument(
@@ -142,8 +144,12 @@ async def _run(
     # under ACCESS EXCLUSIVE becomes that query's verdict ("table locked") instead of a hang.
     conn, _ = await connect(url)
     try:
-        # Costing and rolled-back builds of large tables take longer than the doctor's 10 s limit.
+        # Costing and rolled-back builds of large tables take longer than the doctor's 10 s limit; a lock wait
+        # does not (explicit here: the advisor's guarantees do not rest on another command's defaults).
         await conn.execute("SET statement_timeout = '10min'")
+        await conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        if await conn.fetchval("SHOW default_transaction_read_only") != "on":
+            raise VerifyError("the session did not start read-only (default_transaction_read_only): refusing")
         if not (queries or file or logs):
             workload = await from_pg_stat_statements(conn, top, min_calls, queryid, warn)
         if not workload:
