@@ -151,7 +151,7 @@ class Advisor:
             try:
                 prepared = await self._prepare(query)
                 verdict = prepared if isinstance(prepared, Verdict) else await self._best(query, prepared)
-            except Exception as exc:
+            except Exception as exc:  # one query's failure is its verdict, never the end of the run
                 verdict = Verdict(query, "skipped", failure_reason(exc))
                 prepared = verdict
             verdict.reason = scrub(verdict.reason)
@@ -297,6 +297,7 @@ class Advisor:
                 f"no candidate cuts the cost {self.options.factor}× or more{covered}{note}",
             )
         candidate, trial = best
+        prepared.best_size = trial.size_bytes.get(candidate, 0)
         verdict = self._verdict(query, prepared, "improved", candidate.reason, trial.after.cost)
         verdict.index = candidate
         verdict.statement = prepared.stmt if prepared.not_measured is None and self.options.measure else None
@@ -324,8 +325,11 @@ class Advisor:
                             break
                 measure = self.options.measure and prepared.not_measured is None
                 trial = await self.verifier.trial(prepared.stmt, [final], prepared.before, measure)
-            except Exception as exc:
-                self.log(f"  re-costing ({final.column_list()}) failed: {failure_reason(exc)}")
+            except Exception as exc:  # keep the recommendation as it was verified in _best
+                self.log(f"  re-costing ({final.column_list()}) failed: {failure_reason(exc)}; keeping it as costed")
+                if candidate not in recommendations:
+                    recommendations[candidate] = Recommendation(candidate, prepared.best_size)
+                recommendations[candidate].verdicts.append(verdict)
                 continue
             verdict.index = final
             verdict.cost_after = trial.after.cost
@@ -395,6 +399,7 @@ class _Prepared:
     not_measured: str | None = None
     candidates: list[Candidate] = field(default_factory=list)
     covered: list[str] = field(default_factory=list)
+    best_size: int = 0  # estimated size of the best candidate, as _best costed it
 
 
 def _short(sql: str, width: int = 140) -> str:

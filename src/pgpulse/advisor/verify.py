@@ -272,19 +272,25 @@ class Verifier:
         The codecs are reset afterwards: the connection's other queries keep asyncpg's usual types."""
         text = prefix + stmt.sql
         types = (await self.conn.prepare(text)).get_parameters()
+        # Which type each value is read as (an array parameter: its element type), looked up before any codec
+        # changes, so these catalog queries keep asyncpg's usual codecs.
+        targets: list[tuple[str, str]] = []
+        for param in types:
+            if param.kind == "scalar":
+                targets.append((param.name, param.schema))
+            elif param.kind == "array":
+                row = await self.conn.fetchrow(ELEMENT_TYPE_SQL, param.oid)
+                targets.append((row["typname"], row["nspname"]))
+            else:  # a composite or range parameter: no single pg_stats text to give it
+                raise Unbindable(f"parameter of type {param.name}")
         overridden: list[tuple[str, str]] = []
         try:
-            for param in types:
-                if param.kind == "scalar":
-                    target = (param.name, param.schema)
-                elif param.kind == "array":
-                    row = await self.conn.fetchrow(ELEMENT_TYPE_SQL, param.oid)
-                    target = (row["typname"], row["nspname"])
-                else:  # a composite or range parameter: no single pg_stats text to give it
-                    raise Unbindable(f"parameter of type {param.name}")
-                if target not in overridden:
+            for target in dict.fromkeys(targets):
+                try:
                     await self.conn.set_type_codec(target[0], schema=target[1], encoder=str, decoder=str, format="text")
-                    overridden.append(target)
+                except (ValueError, asyncpg.InterfaceError) as exc:
+                    raise Unbindable(f"parameter of type {target[0]}: {exc}") from None
+                overridden.append(target)
             prepared = await self.conn.prepare(text)  # again: the codecs are chosen when a statement is prepared
             args = [_as(stmt.values[n], param.kind == "array") for n, param in enumerate(types, 1)]
             return await prepared.fetchval(*args)
@@ -428,7 +434,10 @@ class Verifier:
             after = await self.explain(stmt)
             trial = Trial(before, after, sizes, {names[n] for n in after.indexes if n in names})
             if measure and not stmt.generic:
-                trial.measured_after_ms = await self.measure(stmt, in_transaction=True)
+                try:  # the last statement of the transaction: a failure here only loses the timing
+                    trial.measured_after_ms = await self.measure(stmt, in_transaction=True)
+                except (Unbindable, asyncpg.PostgresError) as exc:
+                    self.log(f"  measuring with the index failed: {type(exc).__name__}")
         finally:
             await self.conn.execute("ROLLBACK")
         return trial
