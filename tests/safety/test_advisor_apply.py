@@ -207,3 +207,24 @@ def test_apply_asks_and_refuses_without_yes_off_a_terminal(hypo_server) -> None:
         code, _, err = attack.run_advise(url, "-q", "SELECT * FROM events WHERE account = 5", "--apply", "--yes")
         assert code == 1 and "another pgpulse --apply is running" in err
     assert _indexes(url) == {}
+
+
+def test_hostile_table_and_column_names_are_quoted_everywhere(hypo_server) -> None:  # type: ignore[no-untyped-def]
+    table = 'we""ird; DROP TABLE victim; --'  # as written in SQL: the name is we"ird; DROP TABLE victim; --
+    url = _db(
+        hypo_server,
+        "apply_quoting",
+        "CREATE TABLE victim (id int PRIMARY KEY);"
+        f'CREATE TABLE "{table}" (id int, "Select" int, "user" int);'
+        f'INSERT INTO "{table}" SELECT g, g % 3000, g % 2900 FROM generate_series(1, 30000) g;',
+    )
+    victim = _indexes(url)["victim_pkey"]
+    query = f'SELECT * FROM "{table}" WHERE "Select" = 5 AND "user" = 7'
+    code, _, err = attack.run_advise(url, "-q", query, "--apply", "--yes")
+    assert code == 0, err
+    found = _indexes(url)
+    assert found.pop("victim_pkey") == victim
+    [(name, (_, table_name, valid, definition, _))] = found.items()
+    assert (table_name, valid) == ('we"ird; DROP TABLE victim; --', True)
+    assert definition.endswith('USING btree ("Select", "user")')
+    assert name == 'ix_we"ird; DROP TABLE victim; --_Select_user' and f"{name}: created" in " ".join(err.split())

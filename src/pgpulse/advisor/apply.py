@@ -17,7 +17,8 @@ It changes only what it created:
 * a partitioned table gets its index the way PostgreSQL allows without blocking writes: ``CREATE INDEX … ON
   ONLY parent`` (invalid, builds nothing), each partition ``CONCURRENTLY``, then ``ALTER INDEX … ATTACH
   PARTITION``; the parent index becomes valid when the last partition is attached;
-* every identifier goes through :func:`pgpulse.sql.quote_ident` (``public."Order"`` stays ``"Order"``).
+* every identifier goes through :func:`pgpulse.sql.quote_ident` (``public."Order"`` stays ``"Order"``), and
+  each statement is sent alone through the extended protocol (which refuses a second statement).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind
  ORDER BY c.relname
 """
 TABLE_OID_SQL = "SELECT to_regclass($1)::oid"
+SET_LOCK_TIMEOUT_SQL = "SELECT set_config('lock_timeout', $1, false)"
 
 
 @dataclass
@@ -165,7 +167,7 @@ async def _build(run: _Run, candidate: Candidate, table: _Table) -> tuple[str, i
     sql = create_index_sql(candidate, name, concurrently=True, table=quote_qualified(table.schema, table.name))
     run.log(f"applying: {sql}")
     try:
-        await run.conn.execute(sql)
+        await run.conn.fetch(sql)
     except asyncpg.DuplicateTableError:
         # Another session took the name after we checked it: that relation is theirs, leave it alone.
         raise ApplyError(name, "another session created a relation of that name meanwhile; retry") from None
@@ -190,7 +192,7 @@ async def _build_partitioned(run: _Run, candidate: Candidate, table: _Table) -> 
     sql = create_index_sql(candidate, name, only=True, table=quote_qualified(table.schema, table.name))
     run.log(f"applying: {sql}")
     try:
-        await run.conn.execute(sql)
+        await run.conn.fetch(sql)
     except asyncpg.DuplicateTableError:
         raise ApplyError(name, "another session created a relation of that name meanwhile; retry") from None
     except asyncpg.PostgresError as exc:
@@ -212,7 +214,7 @@ async def _build_partitioned(run: _Run, candidate: Candidate, table: _Table) -> 
                 f"ATTACH PARTITION {quote_qualified(child.schema, child_name)}"
             )
             run.log(f"applying: {attach}")
-            await run.conn.execute(attach)
+            await run.conn.fetch(attach)
         state = await run.conn.fetchrow(INDEX_STATE_SQL, parent_oid)
         if state is None or not state["indisvalid"]:
             raise ApplyError(name, "still INVALID after attaching every partition")
@@ -248,15 +250,15 @@ async def _drop_ours(run: _Run, oid: int, name: str, concurrently: bool) -> str 
     run.log(f"{name} was left INVALID: {drop}")
     # Dropping waits for the same transactions the build waited for: give them longer, but not forever.
     try:
-        await run.conn.execute(f"SET lock_timeout = {run.lock_timeout_ms * DROP_WAIT_FACTOR}")
-        await run.conn.execute(drop)
+        await run.conn.fetch(SET_LOCK_TIMEOUT_SQL, str(run.lock_timeout_ms * DROP_WAIT_FACTOR))
+        await run.conn.fetch(drop)
     except asyncpg.PostgresError as exc:
         return (
             f"an INVALID index is left and could not be dropped yet ({_one_line(exc)}): run {drop}; "
             "when the table is quiet"
         )
     finally:
-        await run.conn.execute(f"SET lock_timeout = {run.lock_timeout_ms}")
+        await run.conn.fetch(SET_LOCK_TIMEOUT_SQL, str(run.lock_timeout_ms))
     return None
 
 
