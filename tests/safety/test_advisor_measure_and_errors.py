@@ -48,6 +48,7 @@ CREATE TABLE wide ({WIDE_COLUMNS});
 INSERT INTO wide SELECT {WIDE_VALUES} FROM generate_series(1, 5000) g;
 CREATE SEQUENCE s;
 CREATE FUNCTION bump() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
+CREATE VIEW "Vol" AS SELECT id FROM items WHERE bump() = 1;
 ANALYZE;
 """
 
@@ -97,6 +98,7 @@ def test_measure_never_executes_what_can_write_or_lock(method: str, request: pyt
             "SELECT set_config('work_mem', '1MB', false), * FROM items WHERE owner = 10": "set_config",
             "SELECT bump(), * FROM items WHERE owner = 11": "bump",
             "SELECT public.bump() AS b, * FROM items WHERE owner = 11": "bump",
+            'SELECT * FROM items WHERE owner = 12 AND id IN (SELECT id FROM "Vol")': "not a plain table",
             "WITH d AS (DELETE FROM items WHERE id = 1 RETURNING *) SELECT * FROM items WHERE owner = 13 "
             "AND id IN (SELECT id FROM d)": "data-modifying WITH (DELETE)",
         }

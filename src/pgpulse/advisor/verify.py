@@ -38,6 +38,7 @@ from pglast import ast
 
 from pgpulse.advisor.candidates import Candidate, Resolution
 from pgpulse.advisor.catalog import ColumnStats, create_index_sql
+from pgpulse.sql import quote_qualified
 from pgpulse.sql.guard import (
     UnsafeStatementError,
     execution_hazard,
@@ -78,10 +79,10 @@ SELECT DISTINCT o.oprname
 """
 # Only plain tables are read by a measured statement: a view or a foreign table may call anything.
 NOT_TABLES_SQL = """
-SELECT c.relname, c.relkind
-  FROM unnest($1::text[], $2::text[]) AS r(schema, name)
-  JOIN pg_class c ON c.oid = to_regclass(CASE WHEN r.schema = '' THEN r.name ELSE r.schema || '.' || r.name END)
- WHERE c.relkind NOT IN ('r', 'p', 'm')
+SELECT r.name
+  FROM unnest($1::text[]) AS r(name)
+  LEFT JOIN pg_class c ON c.oid = to_regclass(r.name)
+ WHERE c.relkind IS NULL OR c.relkind NOT IN ('r', 'p', 'm')
 """
 
 
@@ -339,13 +340,10 @@ class Verifier:
         operators = sorted({name for _, name in operator_names(stmt.tree)})
         if operators and (rows := await self.conn.fetch(VOLATILE_OPERATORS_SQL, operators)):
             return f"operator {', '.join(r['oprname'] for r in rows)} runs a VOLATILE function"
-        relations = sorted(
-            {(n.schemaname or "", n.relname) for n in _walk_ranges(stmt.tree)},
-        )
-        if relations:
-            rows = await self.conn.fetch(NOT_TABLES_SQL, [s for s, _ in relations], [n for _, n in relations])
-            if rows:
-                return f"reads {', '.join(r['relname'] for r in rows)}, which is not a table (a view may call anything)"
+        relations = sorted({quote_qualified(n.schemaname, str(n.relname)) for n in _walk_ranges(stmt.tree)})
+        if relations and (rows := await self.conn.fetch(NOT_TABLES_SQL, relations)):
+            names = ", ".join(r["name"] for r in rows)
+            return f"reads {names}, which is not a plain table (a view or foreign table may call anything)"
         return None
 
     async def measure(self, stmt: Statement, in_transaction: bool = False) -> float:
