@@ -101,8 +101,9 @@ def advise(
     except (WorkloadError, VerifyError) as exc:
         fail(redact_text(str(exc)))
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        fail(redact_text(f"{shown}: {type(exc).__name__}: {first}"))
+        fail(redact_text(f"{shown}: {type(exc).__name__}: {_first_line(exc)}"))
+    except Exception as exc:  # a bug of ours: still one line (no traceback, no secret), and what to do
+        fail(redact_text(f"advise stopped on an unexpected {type(exc).__name__}: {_first_line(exc)}; please report it"))
     finally:
         target.close()
     emit(
@@ -116,6 +117,11 @@ def advise(
         stderr.print(f"[{style}]{escape(result.name)}: {escape(redact_text(result.message))}[/]")
     if any(not r.ok for r in applied):
         raise typer.Exit(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 async def _run(
