@@ -102,6 +102,8 @@ def advise(
         fail(redact_text(str(exc)))
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         fail(redact_text(f"{shown}: {type(exc).__name__}: {_first_line(exc)}"))
+    except typer.Abort:  # Ctrl-C or end of input at the confirmation
+        fail("nothing applied", code=1)
     except Exception as exc:  # a bug of ours: still one line (no traceback, no secret), and what to do
         fail(redact_text(f"advise stopped on an unexpected {type(exc).__name__}: {_first_line(exc)}; please report it"))
     finally:
