@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import pty
+import subprocess
 import sys
 import threading
 import time
@@ -228,3 +231,32 @@ def test_hostile_table_and_column_names_are_quoted_everywhere(hypo_server) -> No
     assert (table_name, valid) == ('we"ird; DROP TABLE victim; --', True)
     assert definition.endswith('USING btree ("Select", "user")')
     assert name == 'ix_we"ird; DROP TABLE victim; --_Select_user' and f"{name}: created" in " ".join(err.split())
+
+
+QUERY = "SELECT * FROM events WHERE account = 5"
+
+
+def test_apply_on_a_terminal_asks_and_a_no_changes_nothing(hypo_server) -> None:  # type: ignore[no-untyped-def]
+    url = _db(
+        hypo_server,
+        "apply_terminal",
+        "CREATE TABLE events (id int, account int);"
+        "INSERT INTO events SELECT g, g % 3000 FROM generate_series(1, 30000) g;",
+    )
+    controller, terminal = pty.openpty()  # stdin is a terminal: --apply asks first
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgpulse.cli", "advise", url, "-q", QUERY, "--apply", "-f", "json"],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(controller, b"n\n")  # the answer waits in the terminal until the prompt reads it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 1, err
+    assert "Create 1 index(es) on" in out and "ix_events_account" in out and "nothing applied" in err
+    assert _indexes(url) == {}
