@@ -214,6 +214,8 @@ class Advisor:
                     prepared.measured_before_ms = await self.verifier.measure(stmt)
                 except Unbindable as exc:
                     prepared.not_measured = str(exc)
+                except asyncpg.PostgresError as exc:  # rolled back; the estimate still stands
+                    prepared.not_measured = f"running it failed ({failure_reason(exc)})"
             if prepared.not_measured:
                 self.log(f"  not executed (--measure): {prepared.not_measured}; estimated cost only")
         self.log(
