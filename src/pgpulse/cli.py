@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: flags show no "<bool>" type column (typer 0.29 shows one)
 )
 
 app.command()(demo)
@@ -29,6 +30,23 @@ app.command()(bench)
 app.command()(doctor)
 app.command()(logs)
 app.command()(advise)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"pgpulse {version('pgpulse')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Show the version and exit.", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    """Find why a FastAPI + SQLAlchemy + PostgreSQL API is slow, fix it, prove it, keep it fixed."""
 
 
 def main() -> None:
