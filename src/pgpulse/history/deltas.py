@@ -1,0 +1,165 @@
+"""Counters into per-interval deltas that survive resets, restarts and queryid churn, and are never negative.
+
+PostgreSQL's statistics are running totals since some origin, and the origin moves: ``pg_stat_statements_reset()``,
+``pg_stat_reset()``, a crash (a clean restart keeps them: pg_stat_statements saves its file and 15+ persists the
+cumulative statistics), an entry evicted from pg_stat_statements and later re-entered. So a delta is ``current -
+previous`` only while the origin is the same; otherwise the interval **counts from zero**: its delta is the current
+value, i.e. everything counted since the new origin, which lies inside the interval (we chose this over dropping
+the interval: after a reset the new counts are exact, only the part between the last snapshot and the reset is
+lost — an undercount, never a negative or inflated rate).
+
+A series counts from zero when
+
+* pg_stat_statements' own ``stats_reset`` (``pg_stat_statements_info``, 14+) changed — a full reset: every entry
+  started again (statements only);
+* the server restarted *and lost its statistics* (``pg_postmaster_start_time()`` changed and the database's
+  ``xact_commit`` fell: a crash, or a restart without saved statistics);
+* the series was not in the previous snapshot (a new query, or one evicted and re-entered), its entry's
+  ``stats_since`` changed (pg_stat_statements 17+), or any of its counters fell (a partial reset, e.g.
+  ``pg_stat_reset()`` or ``pg_stat_reset_single_table_counters``).
+
+A changed ``pg_stat_database.stats_reset`` alone does not restart every relation: resetting one table's counters
+moves that timestamp too, and counting the other tables from zero would inflate them. ``pg_stat_reset()`` zeroes
+every counter, which the per-series fall detects. Each such change still starts a new *epoch* on the snapshot
+row, which reports show.
+
+The very first snapshot of a target has no previous one: it records the series' origins and no deltas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pgpulse.history.kinds import Kind, KindSpec
+from pgpulse.history.snapshot import Row
+
+# Derived from floating-point means and deviations: may wobble in the last bit, so it never signals a reset.
+DERIVED = frozenset({"exec_time_sumsq"})
+
+
+class EpochReason(StrEnum):
+    pgss_reset = "pg_stat_statements was reset"
+    stats_reset = "the database statistics were reset"
+    restart = "the server restarted"
+    stats_lost = "the server restarted and lost its statistics"
+
+
+@dataclass(frozen=True)
+class Markers:
+    """What tells one statistics origin from another, recorded on every snapshot."""
+
+    postmaster_start: datetime
+    db_stats_reset: datetime | None
+    pgss_stats_reset: datetime | None
+    xact_commit: float  # the database's commit counter: it only falls when the statistics were lost
+
+
+@dataclass(frozen=True)
+class Epochs:
+    reasons: tuple[EpochReason, ...]
+    statements_from_zero: bool  # every statement series counts from zero
+    relations_from_zero: bool  # every table/index/database series counts from zero
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.reasons)
+
+
+def epochs(previous: Markers, current: Markers) -> Epochs:
+    reasons: list[EpochReason] = []
+    restarted = previous.postmaster_start != current.postmaster_start
+    lost = restarted and current.xact_commit < previous.xact_commit
+    pgss_reset = (
+        previous.pgss_stats_reset is not None
+        and current.pgss_stats_reset is not None
+        and previous.pgss_stats_reset != current.pgss_stats_reset
+    )
+    if pgss_reset:
+        reasons.append(EpochReason.pgss_reset)
+    if previous.db_stats_reset != current.db_stats_reset:
+        reasons.append(EpochReason.stats_reset)
+    if lost:
+        reasons.append(EpochReason.stats_lost)
+    elif restarted:
+        reasons.append(EpochReason.restart)
+    return Epochs(tuple(reasons), statements_from_zero=pgss_reset or lost, relations_from_zero=lost)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the store remembers of a series from the last snapshot it appeared in."""
+
+    series_id: int
+    last_snapshot_id: int
+    raw: tuple[float, ...]
+    running: tuple[float, ...]
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome for one series in the current snapshot: its new state, and the point to store (if any)."""
+
+    row: Row
+    previous: Previous | None
+    running: tuple[float, ...]
+    deltas: tuple[float, ...] | None  # None: no point (first snapshot, or a sparse series that counted nothing)
+    from_zero: bool
+
+
+def series_delta(
+    spec: KindSpec, current: Row, previous: Previous | None, previous_snapshot_id: int, all_from_zero: bool
+) -> tuple[tuple[float, ...], bool]:
+    """The counters' deltas for one series and whether it counted from zero. Every delta is ≥ 0."""
+    known = previous is not None and previous.last_snapshot_id == previous_snapshot_id
+    from_zero = all_from_zero or not known
+    if not from_zero:
+        assert previous is not None
+        if (
+            (previous.since is not None and current.since is not None and previous.since != current.since)
+            or len(previous.raw) != len(current.counters)
+            or any(
+                cur < prev
+                for name, cur, prev in zip(spec.counters, current.counters, previous.raw, strict=True)
+                if name not in DERIVED
+            )
+        ):
+            from_zero = True
+    if from_zero:
+        return tuple(max(c, 0.0) for c in current.counters), True
+    assert previous is not None
+    return tuple(max(c - p, 0.0) for c, p in zip(current.counters, previous.raw, strict=True)), False
+
+
+def changes(
+    spec: KindSpec,
+    rows: Iterable[Row],
+    previous: dict[tuple[Any, ...], Previous],
+    previous_snapshot_id: int | None,
+    epoch: Epochs | None,
+) -> list[Change]:
+    """Deltas and running totals for every series of one kind in the current snapshot.
+
+    ``previous_snapshot_id`` is None on a target's first snapshot: origins are recorded, no points are made.
+    """
+    all_from_zero = False
+    if epoch is not None:
+        all_from_zero = epoch.statements_from_zero if spec.kind is Kind.statement else epoch.relations_from_zero
+    running_index = [spec.counters.index(c) for c in spec.running]
+    out: list[Change] = []
+    for row in rows:
+        prev = previous.get(row.key)
+        base = prev.running if prev is not None else tuple(0.0 for _ in spec.running)
+        if previous_snapshot_id is None:
+            out.append(Change(row, prev, base, None, False))
+            continue
+        deltas, from_zero = series_delta(spec, row, prev, previous_snapshot_id, all_from_zero)
+        running = tuple(b + deltas[i] for b, i in zip(base, running_index, strict=True))
+        counted = any(d > 0 for d in deltas)
+        keep = spec.dense or counted
+        out.append(Change(row, prev, running, deltas if keep else None, from_zero))
+    return out
