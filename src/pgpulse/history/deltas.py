@@ -10,18 +10,15 @@ lost — an undercount, never a negative or inflated rate).
 
 A series counts from zero when
 
-* pg_stat_statements' own ``stats_reset`` (``pg_stat_statements_info``, 14+) changed — a full reset: every entry
-  started again (statements only);
-* the server restarted *and lost its statistics* (``pg_postmaster_start_time()`` changed and the database's
-  ``xact_commit`` fell: a crash, or a restart without saved statistics);
+* pg_stat_statements' own ``stats_reset`` (``pg_stat_statements_info``, 14+) changed — a full reset, or a start
+  without its saved file: every entry started again (statements only);
+* the server restarted *and lost its cumulative statistics* (``pg_postmaster_start_time()`` changed and the
+  database's ``xact_commit`` fell: crash recovery discards them) — tables, indexes and the database only:
+  pg_stat_statements keeps its entries through an immediate shutdown (measured on PostgreSQL 18), and when it
+  does lose them its ``stats_reset`` says so;
 * the series was not in the previous snapshot (a new query, or one evicted and re-entered), its entry's
   ``stats_since`` changed (pg_stat_statements 17+), or any of its counters fell (a partial reset, e.g.
-  ``pg_stat_reset()`` or ``pg_stat_reset_single_table_counters``).
-
-A changed ``pg_stat_database.stats_reset`` alone does not restart every relation: resetting one table's counters
-moves that timestamp too, and counting the other tables from zero would inflate them. ``pg_stat_reset()`` zeroes
-every counter, which the per-series fall detects. Each such change still starts a new *epoch* on the snapshot
-row, which reports show.
+  ``pg_stat_reset()`` or ``pg_stat_reset_single_table_counters``, or pg_stat_statements before 14).
 
 The very first snapshot of a target has no previous one: it records the series' origins and no deltas.
 """
@@ -86,7 +83,7 @@ def epochs(previous: Markers, current: Markers) -> Epochs:
         reasons.append(EpochReason.stats_lost)
     elif restarted:
         reasons.append(EpochReason.restart)
-    return Epochs(tuple(reasons), statements_from_zero=pgss_reset or lost, relations_from_zero=lost)
+    return Epochs(tuple(reasons), statements_from_zero=pgss_reset, relations_from_zero=lost)
 
 
 @dataclass(frozen=True)
