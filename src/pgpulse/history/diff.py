@@ -102,10 +102,13 @@ class DiffReport:
         return bool(self.findings)
 
 
+# Snapshots that closed an interval in each window (a target's first snapshot only records origins).
 COVERAGE_SQL = f"""{TAG}
 SELECT count(*) FILTER (WHERE taken_at > $2 AND taken_at <= $3) AS baseline,
        count(*) FILTER (WHERE taken_at > $3 AND taken_at <= $4) AS current
-FROM pgpulse_history.snapshot WHERE target_id = $1"""
+FROM pgpulse_history.snapshot
+WHERE target_id = $1
+  AND taken_at > (SELECT min(taken_at) FROM pgpulse_history.snapshot WHERE target_id = $1)"""
 
 # The running totals of every statement that counted anything since the baseline began, at the three moments.
 STATEMENTS_SQL = f"""{TAG}
