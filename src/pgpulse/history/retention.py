@@ -9,6 +9,10 @@ buckets are the same before and after, and so is every running total the diff re
 Only buckets entirely older than the cut-off are rolled (the cut-off is aligned to the coarser width), so a
 bucket is rolled once, from complete data. A series is forgotten only when it has no points left and was not in
 the target's latest snapshot (forgetting a live one would make its next interval count from zero).
+
+Points are found by ``resolution_s = ANY(the policy's resolutions)``, an exact range scan each on the
+``(resolution_s, bucket_end)`` index, so a run with nothing to roll reads next to nothing. After a policy change
+that drops a resolution, points at it stay until removed by hand.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ SELECT p.series_id, min(p.bucket_start) AS bucket_start, max(p.bucket_end) AS bu
        $4::integer AS resolution_s, bool_or(p.from_zero) AS from_zero,
        {body}
 FROM {point} p JOIN {series} s ON s.series_id = p.series_id
-WHERE {where} AND p.resolution_s < $4 AND p.bucket_end < $2
+WHERE {where} AND p.resolution_s = ANY($6::integer[]) AND p.bucket_end < $2
 GROUP BY p.series_id, date_bin($3, p.bucket_end, $5)"""
 
 
@@ -167,15 +171,23 @@ async def apply_retention(
     """Roll one target's points up level by level and drop what is past the horizon, in one transaction."""
     now = now or datetime.now(UTC)
     result = RetentionResult({}, {}, 0, 0)
+    resolutions = [int(level.resolution.total_seconds()) for level in policy.levels]
+    horizon = now - policy.levels[-1].keep
     async with conn.transaction():
         for spec in SPECS.values():
             rolled = 0
-            for finer, coarser in zip(policy.levels, policy.levels[1:], strict=False):
+            for i, (finer, coarser) in enumerate(itertools.pairwise(policy.levels), start=1):
                 cutoff = floor_to(now - finer.keep, coarser.resolution)
                 width = int(coarser.resolution.total_seconds())
-                await conn.execute(_rollup_sql(spec), target_id, cutoff, coarser.resolution, width, ORIGIN)
+                finer_resolutions = resolutions[:i]
+                await conn.execute(
+                    _rollup_sql(spec), target_id, cutoff, coarser.resolution, width, ORIGIN, finer_resolutions
+                )
                 status = await conn.execute(
-                    _delete_sql(spec, "p.resolution_s < $3 AND p.bucket_end < $2"), target_id, cutoff, width
+                    _delete_sql(spec, "p.resolution_s = ANY($3::integer[]) AND p.bucket_end < $2"),
+                    target_id,
+                    cutoff,
+                    finer_resolutions,
                 )
                 rolled += _count(status)
                 await conn.execute(
@@ -183,11 +195,14 @@ async def apply_retention(
                     f"SELECT {_columns(spec)} FROM pgpulse_rollup"
                 )
                 await conn.execute(f"{TAG} DROP TABLE pgpulse_rollup")
-            horizon = now - policy.levels[-1].keep
-            status = await conn.execute(_delete_sql(spec, "p.bucket_end < $2"), target_id, horizon)
+            status = await conn.execute(
+                _delete_sql(spec, "p.resolution_s = ANY($3::integer[]) AND p.bucket_end < $2"),
+                target_id,
+                horizon,
+                resolutions,
+            )
             result.rolled[spec.point_table] = rolled
             result.deleted[spec.point_table] = _count(status)
-        horizon = now - policy.levels[-1].keep
         result.snapshots_deleted = _count(await conn.execute(DELETE_SNAPSHOTS_SQL, target_id, horizon))
         result.series_forgotten = int(await conn.fetchval(FORGET_SQL, target_id))
     return result

@@ -6,8 +6,9 @@ Create Date: 2026-11-25
 
 Points carry ``bucket_end`` in their primary key ``(series_id, bucket_end)``: the diff reads a series' running
 total at a moment as "the last point at or before it", one index probe per series, so a 30-day window costs the
-same as a 2-hour one. Points have no foreign key to their series (5,000 FK checks per snapshot for nothing: the
-store deletes a target's points itself).
+same as a 2-hour one. ``(resolution_s, bucket_end)`` lets retention find exactly the points to roll up (the fine
+ones past a cut-off) without reading the coarse ones already rolled. Points have no foreign key to their series
+(5,000 FK checks per snapshot for nothing: the store deletes a target's points itself).
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ CREATE TABLE pgpulse_history.{name} (
 )"""
 
 
+def _point_table_and_index(name: str, counters: list[str], running: list[str], gauges: list[str]) -> None:
+    op.execute(_point_table(name, counters, running, gauges))
+    op.execute(f"{TAG} CREATE INDEX {name}_retention ON pgpulse_history.{name} (resolution_s, bucket_end)")
+
+
 def upgrade() -> None:
     op.execute(f"""{TAG}
 CREATE TABLE pgpulse_history.target (
@@ -157,14 +163,12 @@ CREATE TABLE pgpulse_history.relation_series (
   last_counted_at timestamptz,
   UNIQUE (target_id, kind, relid)
 )""")
-    op.execute(_point_table("statement_point", STATEMENT_COUNTERS, ["calls", "total_exec_time", "rows"], []))
-    op.execute(
-        _point_table(
-            "table_point", TABLE_COUNTERS, ["seq_scan", "idx_scan"], ["n_live_tup", "n_dead_tup", "total_bytes"]
-        )
+    _point_table_and_index("statement_point", STATEMENT_COUNTERS, ["calls", "total_exec_time", "rows"], [])
+    _point_table_and_index(
+        "table_point", TABLE_COUNTERS, ["seq_scan", "idx_scan"], ["n_live_tup", "n_dead_tup", "total_bytes"]
     )
-    op.execute(_point_table("index_point", INDEX_COUNTERS, ["idx_scan"], ["size_bytes"]))
-    op.execute(_point_table("database_point", DATABASE_COUNTERS, ["xact_commit"], ["numbackends", "size_bytes"]))
+    _point_table_and_index("index_point", INDEX_COUNTERS, ["idx_scan"], ["size_bytes"])
+    _point_table_and_index("database_point", DATABASE_COUNTERS, ["xact_commit"], ["numbackends", "size_bytes"])
 
 
 def downgrade() -> None:
