@@ -73,6 +73,7 @@ def read_targets_file(path: Path) -> list[HistoryTarget]:
             name, url = "", line
         url = _expand(url, where)
         try:
+            identity(url)  # refuse a URL that is not PostgreSQL's here, with its line number
             targets.append(HistoryTarget(name or default_name(url), url))
         except ValueError as exc:
             raise TargetsError(f"{where}: {str(exc).splitlines()[0]}") from exc
