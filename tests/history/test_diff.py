@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pgpulse.cli import app
 
-from .conftest import run, take
+from .conftest import run, take, wait_stat
 
 QUERY = "SELECT count(*) FROM orders WHERE customer = $1"
 CALLS = 150
@@ -29,13 +29,24 @@ async def planted(make_database: Callable[..., Awaitable[str]], store_url: str) 
         "INSERT INTO orders SELECT g, g % 5000, 'n' FROM generate_series(1, 50000) g",
         "CREATE INDEX orders_customer ON orders (customer)",
         "ANALYZE orders",
+        "CREATE TABLE tags (id int PRIMARY KEY, label text NOT NULL)",
+        "INSERT INTO tags SELECT g, 'label ' || g FROM generate_series(1, 2000) g",
+        "CREATE INDEX tags_label ON tags (label)",
+        "ANALYZE tags",
+        "CREATE TABLE churn (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = off)",
+        "INSERT INTO churn SELECT g, 0 FROM generate_series(1, 2000) g",
     )
     name = "planted"
     await take(target, store_url, name)
     await run(target, QUERY, repeat=CALLS, args=(42,))
+    await run(target, "SELECT id FROM tags WHERE label = $1", repeat=3, args=("label 7",))
+    await wait_stat(target, "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'tags_label'", 3)
     deploy = await take(target, store_url, name)
     await run(target, "DROP INDEX orders_customer")
     await run(target, QUERY, repeat=CALLS, args=(42,))
+    # The deploy also stops using tags_label, churns a table autovacuum may not clean, and makes it grow.
+    await run(target, "UPDATE churn SET v = v + 1", "INSERT INTO churn SELECT g, 0 FROM generate_series(2001, 8000) g")
+    await wait_stat(target, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'churn'", 2000)
     await take(target, store_url, name)
     conn = await asyncpg.connect(store_url)
     try:
@@ -66,6 +77,24 @@ def test_dropped_index_makes_the_slower_query_the_first_line_and_exit_1(
     assert first["evidence"]["calls_after"] == CALLS
     assert first["evidence"]["ratio"] >= 2
     assert report["regressions"] is True
+
+
+def test_the_same_diff_finds_the_unused_index_the_dead_tuples_and_the_growth(
+    planted: dict[str, str], store_url: str
+) -> None:
+    thresholds = ["--dead-min", "1000", "--dead-pct", "10", "--grow-pct", "50", "--grow-min-mb", "0.1"]
+    args = ["history", "diff", "--store", store_url, "--target", planted["name"], "--baseline", "deploy-1"]
+    result = CliRunner().invoke(app, [*args, *thresholds, "-f", "json"])
+    assert result.exit_code == 1, result.output
+    findings = [(f["kind"], f["subject"]) for f in json.loads(result.stdout)["findings"]]
+    relations = [f for f in findings if f[0] not in ("slower_query", "new_top_query")]
+    assert relations == [
+        ("unused_index", "public.tags_label"),
+        ("dead_tuples", "public.churn"),
+        ("table_grew", "public.churn"),
+        ("index_grew", "public.churn_pkey"),
+    ]
+    assert findings[0] == ("slower_query", QUERY)
 
 
 def test_markdown_and_table_lead_with_the_same_regression(planted: dict[str, str], store_url: str) -> None:
