@@ -149,7 +149,7 @@ CREATE TABLE pgpulse_history.statement_series (
   since timestamptz,               -- pg_stat_statements 17+: the entry's stats_since
   last_counted_at timestamptz,     -- end of the last interval that counted anything
   UNIQUE (target_id, queryid, userid, dbid, toplevel)
-)""")
+) WITH (fillfactor = 50)""")  # rewritten on every snapshot: room on the page for HOT updates
     op.execute(f"""{TAG}
 CREATE TABLE pgpulse_history.relation_series (
   series_id bigint PRIMARY KEY DEFAULT nextval('pgpulse_history.series_id_seq'),
@@ -165,7 +165,7 @@ CREATE TABLE pgpulse_history.relation_series (
   since timestamptz,
   last_counted_at timestamptz,
   UNIQUE (target_id, kind, relid)
-)""")
+) WITH (fillfactor = 50)""")
     _point_table_and_index("statement_point", STATEMENT_COUNTERS, ["calls", "total_exec_time", "rows"], [])
     _point_table_and_index(
         "table_point", TABLE_COUNTERS, ["seq_scan", "idx_scan"], ["n_live_tup", "n_dead_tup", "total_bytes"]
