@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pgpulse.errors import EXIT_FINDINGS, fail
 from pgpulse.formats import Format, emit
+from pgpulse.sql import redact_text
 
 if TYPE_CHECKING:
     from pgpulse.history.diff import DiffReport, Thresholds
@@ -70,7 +72,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
     except (SnapshotError, StoreError, TargetsError, PolicyError) as exc:
-        fail(str(exc))
+        fail(redact_text(str(exc)))
 
 
 def _describe(recorded: Recorded) -> str:
@@ -139,7 +141,7 @@ def snapshot(
         recorded: Recorded = _run(snapshot_once(target, store_url))
     finally:
         resolved.close()
-    _stderr.print(_describe(recorded))
+    _stderr.print(escape(_describe(recorded)))
 
 
 @history_app.command()
@@ -175,20 +177,19 @@ def collect(
         fail(str(exc).splitlines()[0])
     if interval < timedelta(seconds=1):
         fail("--every must be at least 1s")
-    store_url = store
-    for t in chosen:
-        store_url = _require_store(store, t.url, store_in_target)
-    assert store_url is not None
+    if store is None and store_in_target and len(chosen) > 1:
+        fail("--store-in-target without --store works for one target only: give the shared store with --store")
+    stores = {t.name: _require_store(store, t.url, store_in_target) for t in chosen}
 
     async def round_() -> int:
         failures = 0
         for t in chosen:
             try:
-                _stderr.print(_describe(await snapshot_once(t, store_url, policy)))
+                _stderr.print(escape(_describe(await snapshot_once(t, stores[t.name], policy))))
             except Exception as exc:  # one target down must not stop the others, nor the loop
                 failures += 1
                 line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                _stderr.print(f"[bold red]error:[/] {t.name}: {line}")
+                _stderr.print(f"[bold red]error:[/] {escape(t.name)}: {escape(redact_text(line))}")
         return failures
 
     async def loop() -> int:

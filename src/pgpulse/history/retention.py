@@ -99,6 +99,7 @@ def _series_filter(spec: KindSpec) -> tuple[str, str]:
     """The series table of a kind and the condition that selects one target's series of that kind."""
     if spec.kind is Kind.statement:
         return quote_qualified(SCHEMA, "statement_series"), "s.target_id = $1"
+    # The kind is one of our enum's constants ('table', 'index', 'database'), never input; the target is bound.
     return quote_qualified(SCHEMA, "relation_series"), f"s.target_id = $1 AND s.kind = '{spec.kind.value}'"
 
 
