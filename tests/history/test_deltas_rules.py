@@ -20,8 +20,8 @@ def _statement(calls: float, sumsq: float = 0.0, since: datetime | None = None) 
     return Row((1, 10, 5, True), ("SELECT 1",), tuple(counters), since=since)
 
 
-def _previous(row: Row, snapshot_id: int = 7, running_calls: float = 100.0) -> Previous:
-    return Previous(1, snapshot_id, row.counters, (running_calls, 0.0, 0.0), row.since)
+def _previous(row: Row, present: bool = True, running_calls: float = 100.0) -> Previous:
+    return Previous(1, present, row.counters, (running_calls, 0.0, 0.0), row.since)
 
 
 def _calls(change_deltas: tuple[float, ...] | None) -> float:
@@ -53,7 +53,7 @@ def test_a_derived_float_that_wobbles_down_is_not_a_reset_and_is_clamped_to_zero
 
 def test_an_entry_missing_from_the_previous_snapshot_counts_from_zero() -> None:
     before = _statement(40)
-    [c] = changes(STATEMENT, [_statement(55)], {before.key: _previous(before, snapshot_id=6)}, 7, None)
+    [c] = changes(STATEMENT, [_statement(55)], {before.key: _previous(before, present=False)}, 7, None)
     assert _calls(c.deltas) == 55 and c.from_zero
 
 
@@ -94,7 +94,7 @@ def test_a_clean_restart_continues_and_a_restart_that_lost_the_statistics_restar
     assert lost.reasons == (EpochReason.stats_lost,)
     assert lost.relations_from_zero and not lost.statements_from_zero
     table = Row((16384,), ("public", "t", None), tuple([3.0] * len(TABLE.counters)), (1.0, 0.0, 8192.0))
-    prev = Previous(2, 7, tuple([2.0] * len(TABLE.counters)), (50.0, 50.0), None)
+    prev = Previous(2, True, tuple([2.0] * len(TABLE.counters)), (50.0, 50.0), None)
     [kept] = changes(TABLE, [table], {table.key: prev}, 7, clean)
     [restarted] = changes(TABLE, [table], {table.key: prev}, 7, lost)
     assert kept.deltas == tuple([1.0] * len(TABLE.counters))
@@ -105,6 +105,6 @@ def test_a_database_stats_reset_alone_does_not_inflate_untouched_tables() -> Non
     e = epochs(_markers(), _markers(db_reset=T0 + timedelta(minutes=1), xact=1e6 + 1))
     assert e.reasons == (EpochReason.stats_reset,) and not e.relations_from_zero
     table = Row((16384,), ("public", "t", None), tuple([5.0] * len(TABLE.counters)), (1.0, 0.0, 8192.0))
-    prev = Previous(2, 7, tuple([4.0] * len(TABLE.counters)), (0.0, 0.0), None)
+    prev = Previous(2, True, tuple([4.0] * len(TABLE.counters)), (0.0, 0.0), None)
     [c] = changes(TABLE, [table], {table.key: prev}, 7, e)
     assert c.deltas == tuple([1.0] * len(TABLE.counters)) and not c.from_zero

@@ -154,3 +154,22 @@ async def test_store_writes_are_left_out_when_the_store_is_the_target(make_datab
         await conn.close()
     assert not [q for q in queries if "pgpulse" in q], queries
     assert "app" in relations and not [r for r in relations if r in {"snapshot", "statement_point", "target"}]
+
+
+async def test_a_statement_evicted_and_back_counts_from_zero(make_database: MakeDatabase, store_url: str) -> None:
+    target = await make_database("hchurn", extensions=("pg_stat_statements",))
+    await run(target, "CREATE TABLE churned (id int)")
+    query = "SELECT count(*) FROM churned WHERE id = $1"
+    await take(target, store_url, "churn")
+    await run(target, query, repeat=5, args=(1,))
+    await take(target, store_url, "churn")
+    # Evict only this entry (as pg_stat_statements does when it is full), snapshot without it, then it comes back
+    # and runs more often than before: a plain difference would say 8 - 5 = 3.
+    await run(
+        target, "SELECT pg_stat_statements_reset(0, 0, queryid) FROM pg_stat_statements WHERE query = $1", args=(query,)
+    )
+    await take(target, store_url, "churn")
+    await run(target, query, repeat=8, args=(1,))
+    await take(target, store_url, "churn")
+    points = await statement_points(store_url, "churn", query)
+    assert [(p["calls"], p["from_zero"], p["cum_calls"]) for p in points] == [(5, True, 5), (8, True, 13)]

@@ -91,10 +91,11 @@ class Previous:
     """What the store remembers of a series from the last snapshot it appeared in."""
 
     series_id: int
-    last_snapshot_id: int
+    present: bool  # in the target's previous snapshot
     raw: tuple[float, ...]
     running: tuple[float, ...]
     since: datetime | None
+    labels: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,10 @@ class Change:
 
 
 def series_delta(
-    spec: KindSpec, current: Row, previous: Previous | None, previous_snapshot_id: int, all_from_zero: bool
+    spec: KindSpec, current: Row, previous: Previous | None, all_from_zero: bool
 ) -> tuple[tuple[float, ...], bool]:
     """The counters' deltas for one series and whether it counted from zero. Every delta is ≥ 0."""
-    known = previous is not None and previous.last_snapshot_id == previous_snapshot_id
+    known = previous is not None and previous.present
     from_zero = all_from_zero or not known
     if not from_zero:
         assert previous is not None
@@ -154,7 +155,7 @@ def changes(
         if previous_snapshot_id is None:
             out.append(Change(row, prev, base, None, False))
             continue
-        deltas, from_zero = series_delta(spec, row, prev, previous_snapshot_id, all_from_zero)
+        deltas, from_zero = series_delta(spec, row, prev, all_from_zero)
         running = tuple(b + deltas[i] for b, i in zip(base, running_index, strict=True))
         counted = any(d > 0 for d in deltas)
         keep = spec.dense or counted

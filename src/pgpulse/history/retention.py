@@ -142,16 +142,14 @@ def _count(status: str) -> int:
 
 
 FORGET_SQL = f"""{TAG}
-WITH latest AS (
-  SELECT snapshot_id FROM pgpulse_history.snapshot WHERE target_id = $1 ORDER BY taken_at DESC LIMIT 1
-), gone_statements AS (
+WITH gone_statements AS (
   DELETE FROM pgpulse_history.statement_series s
-  WHERE s.target_id = $1 AND s.last_snapshot_id <> (SELECT snapshot_id FROM latest)
+  WHERE s.target_id = $1 AND NOT s.present
     AND NOT EXISTS (SELECT 1 FROM pgpulse_history.statement_point p WHERE p.series_id = s.series_id)
   RETURNING 1
 ), gone_relations AS (
   DELETE FROM pgpulse_history.relation_series s
-  WHERE s.target_id = $1 AND s.last_snapshot_id <> (SELECT snapshot_id FROM latest)
+  WHERE s.target_id = $1 AND NOT s.present
     AND NOT EXISTS (SELECT 1 FROM pgpulse_history.table_point p WHERE p.series_id = s.series_id)
     AND NOT EXISTS (SELECT 1 FROM pgpulse_history.index_point p WHERE p.series_id = s.series_id)
     AND NOT EXISTS (SELECT 1 FROM pgpulse_history.database_point p WHERE p.series_id = s.series_id)

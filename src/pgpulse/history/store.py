@@ -85,11 +85,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)
 RETURNING snapshot_id"""
 
 STATEMENT_SERIES_SQL = f"""{TAG}
-SELECT series_id, queryid, userid, dbid, toplevel, last_snapshot_id, last_raw, running, since
+SELECT series_id, queryid, userid, dbid, toplevel, present, last_raw, running, since
 FROM pgpulse_history.statement_series WHERE target_id = $1"""
 
 RELATION_SERIES_SQL = f"""{TAG}
-SELECT series_id, relid, last_snapshot_id, last_raw, running, since
+SELECT series_id, relid, present, last_raw, running, since, schemaname, relname, indexname
 FROM pgpulse_history.relation_series WHERE target_id = $1 AND kind = $2"""
 
 NEW_IDS_SQL = f"""{TAG}
@@ -103,17 +103,24 @@ CREATE TEMP TABLE IF NOT EXISTS pgpulse_series_update (
 
 UPDATE_STATEMENT_SERIES_SQL = f"""{TAG}
 UPDATE pgpulse_history.statement_series s
-SET last_snapshot_id = $1, last_raw = u.last_raw, running = u.running, since = u.since,
+SET last_snapshot_id = $1, present = true, last_raw = u.last_raw, running = u.running, since = u.since,
     last_counted_at = coalesce(u.last_counted_at, s.last_counted_at)
 FROM pgpulse_series_update u WHERE s.series_id = u.series_id"""
 
 # Relations are renamed in place (same OID): the names follow.
 UPDATE_RELATION_SERIES_SQL = f"""{TAG}
 UPDATE pgpulse_history.relation_series s
-SET last_snapshot_id = $1, last_raw = u.last_raw, running = u.running, since = u.since,
+SET last_snapshot_id = $1, present = true, last_raw = u.last_raw, running = u.running, since = u.since,
     last_counted_at = coalesce(u.last_counted_at, s.last_counted_at),
     schemaname = u.schemaname, relname = u.relname, indexname = u.indexname
 FROM pgpulse_series_update u WHERE s.series_id = u.series_id"""
+
+# Series that were in the previous snapshot and are not in this one: their next appearance counts from zero.
+ABSENT_STATEMENTS_SQL = f"""{TAG}
+UPDATE pgpulse_history.statement_series SET present = false WHERE series_id = ANY($1::bigint[])"""
+
+ABSENT_RELATIONS_SQL = f"""{TAG}
+UPDATE pgpulse_history.relation_series SET present = false WHERE series_id = ANY($1::bigint[])"""
 
 MARK_SQL = f"""{TAG}
 INSERT INTO pgpulse_history.mark (target_id, name, at) VALUES ($1, $2, $3)
@@ -141,6 +148,18 @@ def markers_of(snap: Snapshot) -> Markers:
     db = snap.rows.get(Kind.database) or []
     xact = db[0].counters[SPECS[Kind.database].counters.index("xact_commit")] if db else 0.0
     return Markers(snap.postmaster_start, snap.db_stats_reset, snap.pgss_stats_reset, xact)
+
+
+def _moved(change: Change, statement: bool) -> bool:
+    previous = change.previous
+    assert previous is not None
+    return (
+        not previous.present
+        or change.row.counters != previous.raw
+        or change.row.since != previous.since
+        or change.running != previous.running
+        or (not statement and change.row.labels != previous.labels)
+    )
 
 
 class Store:
@@ -257,6 +276,7 @@ class Store:
                 recorded.points[kind.value] = await self._write(
                     spec, target_id, snapshot_id, interval_start, snap.taken_at, result
                 )
+                await self._mark_absent(spec, known, result)
         return recorded
 
     async def _series(self, kind: Kind, target_id: int) -> dict[tuple[Any, ...], Previous]:
@@ -264,17 +284,29 @@ class Store:
             rows = await self.conn.fetch(STATEMENT_SERIES_SQL, target_id)
             return {
                 (r["queryid"], r["userid"], r["dbid"], r["toplevel"]): Previous(
-                    r["series_id"], r["last_snapshot_id"], tuple(r["last_raw"]), tuple(r["running"]), r["since"]
+                    r["series_id"], r["present"], tuple(r["last_raw"]), tuple(r["running"]), r["since"]
                 )
                 for r in rows
             }
         rows = await self.conn.fetch(RELATION_SERIES_SQL, target_id, kind.value)
         return {
             (r["relid"],): Previous(
-                r["series_id"], r["last_snapshot_id"], tuple(r["last_raw"]), tuple(r["running"]), r["since"]
+                r["series_id"],
+                r["present"],
+                tuple(r["last_raw"]),
+                tuple(r["running"]),
+                r["since"],
+                (r["schemaname"], r["relname"], r["indexname"]),
             )
             for r in rows
         }
+
+    async def _mark_absent(self, spec: KindSpec, known: dict[tuple[Any, ...], Previous], result: list[Change]) -> None:
+        seen = {c.row.key for c in result}
+        gone = [p.series_id for key, p in known.items() if p.present and key not in seen]
+        if gone:
+            sql = ABSENT_STATEMENTS_SQL if spec.kind is Kind.statement else ABSENT_RELATIONS_SQL
+            await self.conn.execute(sql, gone)
 
     async def _write(
         self,
@@ -363,7 +395,8 @@ class Store:
                 await self.conn.copy_records_to_table(
                     "relation_series", records=records, columns=columns, schema_name=SCHEMA
                 )
-        known = [c for c in result if c.previous is not None]
+        # A series whose counters, origin and names did not move keeps its row as is: most of a quiet target.
+        known = [c for c in result if c.previous is not None and _moved(c, statement)]
         if known:
             updates = [
                 (

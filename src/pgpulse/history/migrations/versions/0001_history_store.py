@@ -143,7 +143,8 @@ CREATE TABLE pgpulse_history.statement_series (
   dbid oid NOT NULL,
   toplevel boolean NOT NULL,
   query text NOT NULL,
-  last_snapshot_id bigint NOT NULL,
+  last_snapshot_id bigint NOT NULL,  -- the last snapshot that changed this row
+  present boolean NOT NULL DEFAULT true,  -- in the target's latest snapshot (else: the next one counts from zero)
   last_raw float8[] NOT NULL,      -- the counters as last read, for the next delta
   running float8[] NOT NULL,       -- running totals of the counters points carry as cum_*
   since timestamptz,               -- pg_stat_statements 17+: the entry's stats_since
@@ -160,6 +161,7 @@ CREATE TABLE pgpulse_history.relation_series (
   relname text NOT NULL,
   indexname text,
   last_snapshot_id bigint NOT NULL,
+  present boolean NOT NULL DEFAULT true,
   last_raw float8[] NOT NULL,
   running float8[] NOT NULL,
   since timestamptz,
