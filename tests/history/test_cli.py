@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from typer.testing import CliRunner
 
 from pgpulse.cli import app
 from pgpulse.db.databases import with_database
+from pgpulse.history.store import migrate
 
 from .conftest import run
 
@@ -99,3 +104,28 @@ def test_collect_refuses_bad_retention_and_missing_variables(cli_dbs: dict[str, 
 def test_collect_refuses_a_bad_interval(cli_dbs: dict[str, str], every: str) -> None:
     code, _, err = _invoke("collect", cli_dbs["target"], "--store", cli_dbs["store"], "--every", every, "--once")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_collect_loops_until_ctrl_c_and_stops_cleanly(cli_dbs: dict[str, str]) -> None:
+    store, target = cli_dbs["store"], cli_dbs["target"]
+    migrate(store)  # so the poll below can count from the start (collect would migrate on its own)
+    count_sql = "SELECT count(*) AS n FROM pgpulse_history.snapshot s JOIN pgpulse_history.target t USING (target_id) "
+    count_sql += "WHERE t.name = 'looping'"
+    command = [sys.executable, "-m", "pgpulse.cli", "history", "collect", target, "--store", store]
+    process = subprocess.Popen(
+        [*command, "--name", "looping", "--every", "1s"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _fetch(store, count_sql)[0]["n"] < 2:  # two rounds: it loops
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "collect did not take two snapshots in 60 s"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert err.strip().splitlines()[-1] == "stopped"
+    assert "Traceback" not in err
