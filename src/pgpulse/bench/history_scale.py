@@ -184,7 +184,7 @@ async def diff_scale(maintenance: str, statements: int, days: int, rounds: int) 
         await conn.execute(
             """INSERT INTO pgpulse_history.statement_series (target_id, queryid, userid, dbid, toplevel, query,
                  last_snapshot_id, last_raw, running, last_counted_at)
-               SELECT $1, g, 10, 5, true, 'SELECT bench_' || g || ' FROM t WHERE id = $1', 0, '{}', '{}', $2
+               SELECT $1, g, 10, 5, true, 'SELECT bench_' || g || ' FROM t WHERE id = $1', 0, '', '', $2
                FROM generate_series(1, $3) g""",
             target_id,
             end,

@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import repeat
+from operator import gt, lt, sub
 from typing import Any
 
 from pgpulse.history.kinds import Kind, KindSpec
@@ -107,30 +109,31 @@ class Change:
     running: tuple[float, ...]
     deltas: tuple[float, ...] | None  # None: no point (first snapshot, or a sparse series that counted nothing)
     from_zero: bool
+    counted: bool = False  # some counter moved in this interval
+
+
+def _fell(spec: KindSpec, current: tuple[float, ...], previous: tuple[float, ...]) -> bool:
+    """Did any counter fall? (``map`` keeps the common case — nothing fell — at C speed for 5,000 series.)"""
+    if not any(map(lt, current, previous)):
+        return False
+    return any(c < p for name, c, p in zip(spec.counters, current, previous, strict=True) if name not in DERIVED)
 
 
 def series_delta(
     spec: KindSpec, current: Row, previous: Previous | None, all_from_zero: bool
 ) -> tuple[tuple[float, ...], bool]:
     """The counters' deltas for one series and whether it counted from zero. Every delta is ≥ 0."""
-    known = previous is not None and previous.present
-    from_zero = all_from_zero or not known
-    if not from_zero:
-        assert previous is not None
-        if (
-            (previous.since is not None and current.since is not None and previous.since != current.since)
-            or len(previous.raw) != len(current.counters)
-            or any(
-                cur < prev
-                for name, cur, prev in zip(spec.counters, current.counters, previous.raw, strict=True)
-                if name not in DERIVED
-            )
-        ):
-            from_zero = True
-    if from_zero:
-        return tuple(max(c, 0.0) for c in current.counters), True
-    assert previous is not None
-    return tuple(max(c - p, 0.0) for c, p in zip(current.counters, previous.raw, strict=True)), False
+    from_zero = (
+        all_from_zero
+        or previous is None
+        or not previous.present
+        or (previous.since is not None and current.since is not None and previous.since != current.since)
+        or len(previous.raw) != len(current.counters)
+        or _fell(spec, current.counters, previous.raw)
+    )
+    if from_zero or previous is None:
+        return tuple(map(max, current.counters, repeat(0.0))), True
+    return tuple(map(max, map(sub, current.counters, previous.raw), repeat(0.0))), False
 
 
 def changes(
@@ -157,7 +160,7 @@ def changes(
             continue
         deltas, from_zero = series_delta(spec, row, prev, all_from_zero)
         running = tuple(b + deltas[i] for b, i in zip(base, running_index, strict=True))
-        counted = any(d > 0 for d in deltas)
+        counted = any(map(gt, deltas, repeat(0.0)))
         keep = spec.dense or counted
-        out.append(Change(row, prev, running, deltas if keep else None, from_zero))
+        out.append(Change(row, prev, running, deltas if keep else None, from_zero, counted))
     return out

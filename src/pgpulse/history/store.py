@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -97,7 +98,7 @@ SELECT nextval('pgpulse_history.series_id_seq') FROM generate_series(1, $1)"""
 
 UPDATE_TEMP_SQL = f"""{TAG}
 CREATE TEMP TABLE IF NOT EXISTS pgpulse_series_update (
-  series_id bigint, last_raw float8[], running float8[], since timestamptz, last_counted_at timestamptz,
+  series_id bigint, last_raw bytea, running bytea, since timestamptz, last_counted_at timestamptz,
   schemaname text, relname text, indexname text
 ) ON COMMIT DELETE ROWS"""
 
@@ -148,6 +149,15 @@ def markers_of(snap: Snapshot) -> Markers:
     db = snap.rows.get(Kind.database) or []
     xact = db[0].counters[SPECS[Kind.database].counters.index("xact_commit")] if db else 0.0
     return Markers(snap.postmaster_start, snap.db_stats_reset, snap.pgss_stats_reset, xact)
+
+
+def _pack(values: tuple[float, ...]) -> bytes:
+    """A series' counters as little-endian float64s: internal state, COPYed without float8[]'s per-element encoding."""
+    return struct.pack(f"<{len(values)}d", *values)
+
+
+def _unpack(blob: bytes) -> tuple[float, ...]:
+    return struct.unpack(f"<{len(blob) // 8}d", blob)
 
 
 def _moved(change: Change, statement: bool) -> bool:
@@ -284,7 +294,7 @@ class Store:
             rows = await self.conn.fetch(STATEMENT_SERIES_SQL, target_id)
             return {
                 (r["queryid"], r["userid"], r["dbid"], r["toplevel"]): Previous(
-                    r["series_id"], r["present"], tuple(r["last_raw"]), tuple(r["running"]), r["since"]
+                    r["series_id"], r["present"], _unpack(r["last_raw"]), _unpack(r["running"]), r["since"]
                 )
                 for r in rows
             }
@@ -293,8 +303,8 @@ class Store:
             (r["relid"],): Previous(
                 r["series_id"],
                 r["present"],
-                tuple(r["last_raw"]),
-                tuple(r["running"]),
+                _unpack(r["last_raw"]),
+                _unpack(r["running"]),
                 r["since"],
                 (r["schemaname"], r["relname"], r["indexname"]),
             )
@@ -327,7 +337,7 @@ class Store:
         statement = spec.kind is Kind.statement
 
         def counted_at(c: Change) -> datetime | None:
-            return taken_at if c.deltas is not None and any(d > 0 for d in c.deltas) else None
+            return taken_at if c.counted else None
 
         if new:
             if statement:
@@ -338,8 +348,8 @@ class Store:
                         *c.row.key,
                         c.row.labels[0] or "",
                         snapshot_id,
-                        list(c.row.counters),
-                        list(c.running),
+                        _pack(c.row.counters),
+                        _pack(c.running),
                         c.row.since,
                         counted_at(c),
                     )
@@ -371,8 +381,8 @@ class Store:
                         c.row.key[0],
                         *c.row.labels,
                         snapshot_id,
-                        list(c.row.counters),
-                        list(c.running),
+                        _pack(c.row.counters),
+                        _pack(c.running),
                         c.row.since,
                         counted_at(c),
                     )
@@ -401,8 +411,8 @@ class Store:
             updates = [
                 (
                     c.previous.series_id,
-                    list(c.row.counters),
-                    list(c.running),
+                    _pack(c.row.counters),
+                    _pack(c.running),
                     c.row.since,
                     counted_at(c),
                     *(c.row.labels if not statement else (None, None, None)),

@@ -145,8 +145,8 @@ CREATE TABLE pgpulse_history.statement_series (
   query text NOT NULL,
   last_snapshot_id bigint NOT NULL,  -- the last snapshot that changed this row
   present boolean NOT NULL DEFAULT true,  -- in the target's latest snapshot (else: the next one counts from zero)
-  last_raw float8[] NOT NULL,      -- the counters as last read, for the next delta
-  running float8[] NOT NULL,       -- running totals of the counters points carry as cum_*
+  last_raw bytea NOT NULL,         -- the counters as last read (little-endian float64s), for the next delta
+  running bytea NOT NULL,          -- running totals of the counters points carry as cum_* (same encoding)
   since timestamptz,               -- pg_stat_statements 17+: the entry's stats_since
   last_counted_at timestamptz,     -- end of the last interval that counted anything
   UNIQUE (target_id, queryid, userid, dbid, toplevel)
@@ -162,8 +162,8 @@ CREATE TABLE pgpulse_history.relation_series (
   indexname text,
   last_snapshot_id bigint NOT NULL,
   present boolean NOT NULL DEFAULT true,
-  last_raw float8[] NOT NULL,
-  running float8[] NOT NULL,
+  last_raw bytea NOT NULL,
+  running bytea NOT NULL,
   since timestamptz,
   last_counted_at timestamptz,
   UNIQUE (target_id, kind, relid)
