@@ -173,3 +173,22 @@ async def test_a_statement_evicted_and_back_counts_from_zero(make_database: Make
     await take(target, store_url, "churn")
     points = await statement_points(store_url, "churn", query)
     assert [(p["calls"], p["from_zero"], p["cum_calls"]) for p in points] == [(5, True, 5), (8, True, 13)]
+
+
+async def test_pg_stat_statements_installed_later_starts_from_its_current_counts(
+    make_database: MakeDatabase, store_url: str
+) -> None:
+    target = await make_database("hlate")  # the library is preloaded, the extension not created yet
+    await run(target, "CREATE TABLE late (id int)")
+    query = "SELECT count(*) FROM late WHERE id = $1"
+    first = await take(target, store_url, "late")
+    assert first.series["statement"] == 0
+    await run(target, query, repeat=4, args=(1,))
+    await run(target, "CREATE EXTENSION pg_stat_statements")
+    # Its entries predate the extension (calls = 4): they are origins, not 4 calls in this interval.
+    back = await take(target, store_url, "late")
+    assert back.points["statement"] == 0 and back.series["statement"] > 0
+    await run(target, query, repeat=2, args=(1,))
+    await take(target, store_url, "late")
+    points = await statement_points(store_url, "late", query)
+    assert [(p["calls"], p["cum_calls"]) for p in points] == [(2, 2)]

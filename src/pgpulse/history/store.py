@@ -74,7 +74,7 @@ FROM pgpulse_history.target t LEFT JOIN pgpulse_history.snapshot s USING (target
 GROUP BY t.name ORDER BY t.name"""
 
 LAST_SNAPSHOT_SQL = f"""{TAG}
-SELECT snapshot_id, taken_at, epoch, postmaster_start, db_stats_reset, pgss_stats_reset, xact_commit
+SELECT snapshot_id, taken_at, epoch, postmaster_start, db_stats_reset, pgss_stats_reset, xact_commit, pgss_available
 FROM pgpulse_history.snapshot WHERE target_id = $1
 ORDER BY taken_at DESC LIMIT 1"""
 
@@ -279,9 +279,17 @@ class Store:
             previous_id = int(last["snapshot_id"]) if last is not None else None
             interval_start = last["taken_at"] if last is not None else None
             for kind in KIND_ORDER:
+                if kind is Kind.statement and not snap.pgss_available:
+                    # Not readable this time (not installed, not preloaded): leave the statement series as they
+                    # were, rather than mark them all absent and count them from zero when it is back.
+                    recorded.series[kind.value] = recorded.points[kind.value] = 0
+                    continue
                 spec = SPECS[kind]
                 known = await self._series(kind, target_id)
-                result = changes(spec, snap.rows.get(kind, []), known, previous_id, epoch)
+                origin = previous_id
+                if kind is Kind.statement and last is not None and not last["pgss_available"]:
+                    origin = None  # pg_stat_statements is back: like a first snapshot, record origins only
+                result = changes(spec, snap.rows.get(kind, []), known, origin, epoch)
                 recorded.series[kind.value] = len(result)
                 recorded.points[kind.value] = await self._write(
                     spec, target_id, snapshot_id, interval_start, snap.taken_at, result
