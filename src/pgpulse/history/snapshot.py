@@ -110,12 +110,12 @@ SELECT t.relid, t.schemaname, t.relname,
        t.seq_scan, t.seq_tup_read, coalesce(t.idx_scan, 0) AS idx_scan, coalesce(t.idx_tup_fetch, 0) AS idx_tup_fetch,
        t.n_tup_ins, t.n_tup_upd, t.n_tup_del, t.n_tup_hot_upd,
        t.vacuum_count, t.autovacuum_count, t.analyze_count, t.autoanalyze_count,
-       t.n_live_tup, t.n_dead_tup, coalesce(pg_total_relation_size(t.relid), 0) AS total_bytes
+       t.n_live_tup, t.n_dead_tup, coalesce(pg_table_size(t.relid), 0) AS total_bytes
 FROM pg_stat_user_tables t
 WHERE t.schemaname <> $1 AND t.schemaname NOT LIKE 'pg\\_temp\\_%'"""
 
 INDEXES_SQL = f"""{TAG}
-SELECT i.indexrelid, i.schemaname, i.relname, i.indexrelname,
+SELECT i.indexrelid, i.relid, i.schemaname, i.relname, i.indexrelname,
        i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
        coalesce(pg_relation_size(i.indexrelid), 0) AS size_bytes
 FROM pg_stat_user_indexes i
@@ -184,7 +184,7 @@ def _statement_sql(schema: str, columns: set[str]) -> str:
         "blk_write_time": write_time,
     }
     counters = ",\n       ".join(
-        f"({expressions.get(c, col(c))})::float8 AS {quote_ident(c)}" for c in STATEMENT.counters
+        f"coalesce(({expressions.get(c, col(c))})::float8, 0) AS {quote_ident(c)}" for c in STATEMENT.counters
     )
     toplevel = "s.toplevel" if "toplevel" in columns else "true"
     since = "s.stats_since" if "stats_since" in columns else "NULL::timestamptz"
@@ -239,7 +239,7 @@ async def _statements(conn: asyncpg.Connection, pgss: _Pgss, snap: Snapshot) -> 
         Row(
             key=(r["queryid"], r["userid"], r["dbid"], r["toplevel"]),
             labels=(r["query"],),
-            counters=tuple(float(v or 0) for v in list(r.values())[6 : 6 + n]),
+            counters=tuple(r.values())[6 : 6 + n],  # float8, never NULL (coalesced in the SELECT)
             since=r["since"],
         )
         for r in records
@@ -290,15 +290,18 @@ async def read_snapshot(url: str) -> Snapshot:
                 if db
                 else []
             )
-            snap.rows[Kind.table] = [
-                Row(
-                    (r["relid"],),
-                    (r["schemaname"], r["relname"], None),
-                    _floats(r, TABLE.counters),
-                    _floats(r, TABLE.gauges),
+            # pg_total_relation_size() would measure every index a second time: add the sizes read below.
+            index_bytes: dict[int, float] = {}
+            for r in indexes:
+                index_bytes[r["relid"]] = index_bytes.get(r["relid"], 0.0) + float(r["size_bytes"])
+            total = TABLE.gauges.index("total_bytes")
+            snap.rows[Kind.table] = []
+            for r in tables:
+                gauges = list(_floats(r, TABLE.gauges))
+                gauges[total] += index_bytes.get(r["relid"], 0.0)
+                snap.rows[Kind.table].append(
+                    Row((r["relid"],), (r["schemaname"], r["relname"], None), _floats(r, TABLE.counters), tuple(gauges))
                 )
-                for r in tables
-            ]
             snap.rows[Kind.index_] = [
                 Row(
                     (r["indexrelid"],),
