@@ -11,6 +11,7 @@ from pgpulse.advisor.command import advise
 from pgpulse.bench.command import bench
 from pgpulse.cli_demo import demo, serve
 from pgpulse.doctor.command import doctor
+from pgpulse.history.command import history_app
 from pgpulse.logs.command import logs
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.command()(bench)
 app.command()(doctor)
 app.command()(logs)
 app.command()(advise)
+app.add_typer(history_app, name="history")
 
 
 def _print_version(value: bool) -> None:
