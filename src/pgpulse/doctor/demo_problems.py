@@ -9,6 +9,11 @@ tables, so it is safe to run again. What it plants, and which check should fire:
   ``ix_audit_events_kind_created`` → redundant index.
 * ``session_tokens``: autovacuum disabled, every row updated twice after the last ANALYZE → dead tuples,
   bloat, stale statistics; a failed ``CREATE UNIQUE INDEX CONCURRENTLY`` on it → invalid index.
+* the slow query runs ``SLOW_QUERY_CALLS`` (100) times: PgHero's minimum for a slow query, so top queries
+  warns about it (a handful of calls would be a one-off, reported as info only).
+* the demo database gets ``CONNECTION LIMIT 40``: the banner's ``--app-workers 4 --pool-size 10`` pools
+  (with SQLAlchemy's default max_overflow 10) can open 80 → the connections check's pool finding. CitizenApp
+  itself (one worker, pool 10 + 5) stays well under it.
 * CitizenApp's own indexes get a few real scans (the seed query, a comments load), so that they are not
   reported as unused right after seeding.
 """
@@ -20,6 +25,7 @@ import contextlib
 import asyncpg
 
 from pgpulse.db.engine import libpq_url
+from pgpulse.sql import quote_ident
 
 AUDIT_ROWS = 200_000
 TOKENS = 50_000
@@ -57,6 +63,8 @@ UPDATE session_tokens SET last_seen = last_seen + interval '1 minute';
 UPDATE session_tokens SET token = md5(token);
 """
 
+SLOW_QUERY_CALLS = 100
+DEMO_CONNECTION_LIMIT = 40
 SLOW_QUERY = "SELECT id, kind, created_at FROM audit_events WHERE account_id = $1 ORDER BY created_at DESC LIMIT 20"
 
 
@@ -79,8 +87,8 @@ async def plant_problems(url: str) -> None:
             await conn.execute("CREATE UNIQUE INDEX CONCURRENTLY ix_session_tokens_user ON session_tokens (user_id)")
         if await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"):
             await conn.execute("SELECT pg_stat_statements_reset()")  # the workload, not the set-up
-        for account in range(1, 41):
-            await conn.fetch(SLOW_QUERY, account)
+        for call in range(SLOW_QUERY_CALLS):
+            await conn.fetch(SLOW_QUERY, call % 5000 + 1)
         if await conn.fetchval("SELECT to_regclass('public.posts') IS NOT NULL"):
             await conn.execute("SET enable_seqscan = off")
             for user_id in range(1, 6):
@@ -91,6 +99,8 @@ async def plant_problems(url: str) -> None:
                 )
                 await conn.fetch("SELECT text FROM comments WHERE post_id = $1 ORDER BY id", user_id)
             await conn.execute("RESET enable_seqscan")
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"ALTER DATABASE {quote_ident(database)} CONNECTION LIMIT {DEMO_CONNECTION_LIMIT}")
         await conn.execute("SELECT pg_stat_force_next_flush()")
     finally:
         await conn.close()

@@ -13,15 +13,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
+import psutil
 
 from pgpulse.db.engine import libpq_url
-from pgpulse.doctor.check import Check, Context, Finding, Options
+from pgpulse.doctor.check import Check, Context, Finding, Options, SkipCheck
 from pgpulse.doctor.checks import ALL
 
 SESSION_SETTINGS = {"default_transaction_read_only": "on", "application_name": "pgpulse-doctor"}
 # Set after the server's own values are read, so the settings check judges the server, not our session.
 SESSION_LIMITS = {"statement_timeout": "10s", "lock_timeout": "1s", "idle_in_transaction_session_timeout": "60s"}
 SERVER_SETTINGS_SQL = "SELECT name, setting, unit FROM pg_settings"
+# NULL over a Unix socket; a loopback address when the server runs on this machine.
+SERVER_ADDRESS_SQL = "SELECT inet_server_addr() IS NULL OR inet_server_addr() <<= ANY($1::inet[])"
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 class ConnectError(Exception):
@@ -104,6 +108,15 @@ def _skip_reason(exc: BaseException) -> str:
     return f"skipped: {type(exc).__name__}: {_one_line(exc)}"
 
 
+async def _server_memory(conn: asyncpg.Connection, options: Options) -> tuple[int | None, str]:
+    """The server's RAM: what the user said (--memory), else this machine's when the server runs here."""
+    if options.memory_bytes is not None:
+        return options.memory_bytes, "--memory"
+    if await conn.fetchval(SERVER_ADDRESS_SQL, LOOPBACK):
+        return int(psutil.virtual_memory().total), "this host's RAM (the server listens on loopback)"
+    return None, ""
+
+
 async def run_checks(
     url: str,
     options: Options | None = None,
@@ -121,14 +134,18 @@ async def run_checks(
         database = await conn.fetchval("SELECT current_database()")
         extensions = {r["extname"] for r in await conn.fetch("SELECT extname FROM pg_extension")}
         preload = settings.get("shared_preload_libraries", ("", None))[0]  # hidden from unprivileged roles
+        opts = options or Options()
+        memory, memory_source = await _server_memory(conn, opts)
         ctx = Context(
             conn=conn,
             server_version=version_num,
             database=database,
             extensions=extensions,
             preload_libraries={p.strip() for p in preload.split(",") if p.strip()},
-            options=options or Options(),
+            options=opts,
             settings=settings,
+            memory_bytes=memory,
+            memory_source=memory_source,
         )
         results = []
         for check in checks:
@@ -140,6 +157,8 @@ async def run_checks(
                 # each check in its own read-only transaction: one failure cannot poison the next
                 async with conn.transaction(readonly=True):
                     result.findings = await check.run(ctx)
+            except SkipCheck as exc:
+                result.skipped = f"skipped: {exc}"
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 result.skipped = _skip_reason(exc)
             result.seconds = time.perf_counter() - started

@@ -5,6 +5,7 @@ from pgpulse.doctor.checks.bloat import BloatCheck
 from pgpulse.doctor.checks.connections import ConnectionsCheck
 from pgpulse.doctor.checks.duplicate_indexes import DuplicateIndexesCheck
 from pgpulse.doctor.checks.invalid_indexes import InvalidIndexesCheck
+from pgpulse.doctor.checks.long_queries import LongQueriesCheck
 from pgpulse.doctor.checks.missing_indexes import MissingIndexesCheck
 from pgpulse.doctor.checks.settings import SettingsCheck
 from pgpulse.doctor.checks.stale_statistics import StaleStatisticsCheck
@@ -25,6 +26,7 @@ ALL: tuple[Check, ...] = (
     TopQueriesCheck(),
     SettingsCheck(),
     ConnectionsCheck(),
+    LongQueriesCheck(),
 )
 
 __all__ = ["ALL"]
