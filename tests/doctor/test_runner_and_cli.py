@@ -20,8 +20,10 @@ from pgpulse.doctor.checks import ALL
 from pgpulse.doctor.runner import connect, run_checks
 
 
-def doctor(*args: str) -> subprocess.CompletedProcess[str]:
+def doctor(*args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PGPULSE_DATABASE_URL")}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     return subprocess.run(
         [sys.executable, "-m", "pgpulse.cli", "doctor", *args], capture_output=True, text=True, timeout=120, env=env
     )
@@ -129,3 +131,21 @@ def test_bad_arguments_are_one_line_exit_2() -> None:
     assert_one_line_error(doctor("mysql://u:p@h/d"), "not PostgreSQL")
     assert_one_line_error(doctor("postgresql://u@127.0.0.1:1/d", "--app-workers", "4"), "--pool-size")
     assert doctor("postgresql://u@h/d", "--format", "yaml").returncode == 2
+
+
+async def test_fixes_are_printed_whole_at_any_terminal_width(db: str, execute: Any) -> None:
+    long_name = "ix_session_tokens_user_id_last_seen_created_at_and_more_columns"  # 63 characters
+    await execute(
+        db,
+        "CREATE TABLE session_tokens (id int PRIMARY KEY, user_id int)",
+        f"CREATE INDEX {long_name} ON session_tokens (user_id)",
+        "CREATE INDEX aaa_first ON session_tokens (user_id)",
+    )
+    statement = f"DROP INDEX CONCURRENTLY {long_name};"
+    table = doctor(db, columns=40)
+    assert statement in table.stdout.splitlines(), "the fix on a line of its own, not cut at 40 columns"
+    assert "…" not in table.stdout.split("fix:")[1].splitlines()[1]
+    markdown = doctor(db, "--format", "markdown", columns=40)
+    assert f"```sql\n{statement}\n```" in markdown.stdout
+    report = json.loads(doctor(db, "--format", "json", columns=40).stdout)
+    assert statement in [f["fix"] for f in report["findings"]]
