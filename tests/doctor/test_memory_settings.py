@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgpulse.doctor.check import Options, Severity
+import pytest
+
+from pgpulse.doctor.check import Context, Options, Severity, SkipCheck
 from pgpulse.doctor.checks.memory_settings import MemorySettingsCheck
 from pgpulse.doctor.checks.settings import SettingsCheck
+from pgpulse.doctor.runner import connect
 
 GB = 1 << 30
 MB = 1 << 20
@@ -46,3 +49,14 @@ async def test_sized_for_1gb_is_healthy(db: str, execute: Any, run_check: Any) -
     name = db.rsplit("/", 1)[1]
     await execute(db, f"ALTER DATABASE {name} SET effective_cache_size = '768MB'")
     assert await run_check(db, CHECK, Options(memory_bytes=GB)) == []
+
+
+async def test_unknown_ram_is_a_skip_with_a_note(db: str) -> None:
+    """A server that is not on this machine and no --memory: no guess, the check says what to pass."""
+    conn, settings = await connect(db)
+    try:
+        ctx = Context(conn, 180000, "x", set(), set(), Options(), settings, memory_bytes=None)
+        with pytest.raises(SkipCheck, match=r"RAM is unknown .*--memory 16GB"):
+            await CHECK.run(ctx)
+    finally:
+        await conn.close()

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from pgpulse.db.embedded import free_port
 from pgpulse.doctor.checks import ALL
+from pgpulse.doctor.report import render_json, render_markdown
 from pgpulse.doctor.runner import connect, run_checks
 
 
@@ -145,7 +146,6 @@ async def test_fixes_are_printed_whole_at_any_terminal_width(db: str, execute: A
     table = doctor(db, columns=40)
     assert statement in table.stdout.splitlines(), "the fix on a line of its own, not cut at 40 columns"
     assert "…" not in table.stdout.split("fix:")[1].splitlines()[1]
-    markdown = doctor(db, "--format", "markdown", columns=40)
-    assert f"```sql\n{statement}\n```" in markdown.stdout
-    report = json.loads(doctor(db, "--format", "json", columns=40).stdout)
-    assert statement in [f["fix"] for f in report["findings"]]
+    report = await run_checks(db)  # the other formats do not depend on the terminal: rendered in-process
+    assert f"```sql\n{statement}\n```" in render_markdown(report, "db")
+    assert statement in [f["fix"] for f in json.loads(render_json(report, "db"))["findings"]]
