@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from pgpulse.doctor.checks.missing_indexes import MissingIndexesCheck
 
 CHECK = MissingIndexesCheck(min_rows=10_000, min_avg_rows_per_scan=5_000, min_seq_scans=10)
@@ -30,3 +32,15 @@ async def test_indexed_lookups_are_not_a_signal(db: str, execute: Any, run_check
     queries = [f"SELECT * FROM events WHERE account = {i}" for i in range(12)]
     await execute(db, *LOAD, "CREATE INDEX events_account ON events (account)", "ANALYZE events", *queries)
     assert await run_check(db, CHECK) == []
+
+
+async def test_nine_sequential_scans_are_not_yet_a_signal(db: str, execute: Any, run_check: Any) -> None:
+    # eight queries, plus the primary key's build on the empty table (a sequential scan of 0 rows): nine scans
+    queries = [f"SET max_parallel_workers_per_gather = 0; SELECT * FROM events WHERE account = {i}" for i in range(8)]
+    await execute(db, *LOAD, *queries)
+    conn = await asyncpg.connect(db)
+    try:
+        assert await conn.fetchval("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'events'") == 9
+    finally:
+        await conn.close()
+    assert await run_check(db, CHECK) == []  # min_seq_scans is 10

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgpulse.doctor.check import Severity
 from pgpulse.doctor.checks.unused_indexes import UnusedIndexesCheck
 
 CHECK = UnusedIndexesCheck()
@@ -25,6 +26,7 @@ async def test_never_scanned_index_is_reported_with_size_window_and_drop(db: str
     unused = findings["index t_a"]
     assert unused.fix == "DROP INDEX CONCURRENTLY t_a;"
     assert unused.evidence["idx_scan"] == 0 and unused.evidence["size_bytes"] > 0
+    assert unused.severity is Severity.info, "a statistics window under 7 days is too short to warn"
     assert "since" in unused.note and "Replicas keep their own counters" in unused.note
     assert "foreign key" in findings["index t_p"].note
 

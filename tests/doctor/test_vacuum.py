@@ -42,3 +42,20 @@ async def test_vacuumed_table_is_healthy(db: str, execute: Any, run_check: Any) 
     await execute(db, "CREATE TABLE ok (id int PRIMARY KEY)", "INSERT INTO ok SELECT generate_series(1, 30000)")
     await execute(db, "DELETE FROM ok WHERE id % 100 = 0", "VACUUM ok")
     assert await run_check(db, VacuumCheck()) == []
+
+
+async def test_dead_tuple_threshold_edges(db: str, execute: Any, run_check: Any) -> None:
+    """10,000 dead rows at 10 % of the table is reported; 9,999 dead rows (at 50 %) is not."""
+    await execute(
+        db,
+        "CREATE TABLE at_edge (id int PRIMARY KEY) WITH (autovacuum_enabled = false)",
+        "INSERT INTO at_edge SELECT generate_series(1, 100000)",
+        "DELETE FROM at_edge WHERE id <= 10000",
+        "CREATE TABLE below (id int PRIMARY KEY) WITH (autovacuum_enabled = false)",
+        "INSERT INTO below SELECT generate_series(1, 19998)",
+        "DELETE FROM below WHERE id <= 9999",
+    )
+    dead = [f for f in await run_check(db, VacuumCheck()) if "dead tuples" in f.title]
+    assert [(f.object, f.evidence["n_dead_tup"], f.evidence["dead_ratio"]) for f in dead] == [
+        ("table at_edge", 10000, 0.1)
+    ]

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from pgpulse.doctor.checks.wraparound import WraparoundCheck
+from pgpulse.doctor.runner import run_checks
 
 
 async def test_tables_older_than_the_threshold_are_reported(db: str, execute: Any, run_check: Any) -> None:
@@ -18,3 +21,16 @@ async def test_tables_older_than_the_threshold_are_reported(db: str, execute: An
 
 async def test_young_database_is_healthy(db: str, run_check: Any) -> None:
     assert await run_check(db, WraparoundCheck()) == []
+
+
+async def test_the_database_age_threshold_edge(db: str) -> None:
+    """Reported once the age is past the threshold, not at it (ages only grow, so age − 1 is safely past)."""
+    conn = await asyncpg.connect(db)
+    try:
+        age = await conn.fetchval("SELECT age(datfrozenxid) FROM pg_database WHERE datname = current_database()")
+    finally:
+        await conn.close()
+    past = (await run_checks(db, checks=(WraparoundCheck(min_age=age - 1),))).findings
+    assert any(f.object.startswith("database ") for f in past)
+    far = (await run_checks(db, checks=(WraparoundCheck(min_age=age + 1_000_000),))).findings
+    assert far == []

@@ -13,6 +13,20 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from pgpulse.sql import quote_ident, quote_qualified
+
+__all__ = [
+    "Check",
+    "Context",
+    "Finding",
+    "Options",
+    "Severity",
+    "SkipCheck",
+    "pretty_bytes",
+    "qualified",
+    "quote_ident",
+]
+
 
 class Severity(IntEnum):
     info = 1
@@ -57,13 +71,23 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+SQLALCHEMY_MAX_OVERFLOW = 10  # what a pool grows to when the application does not say otherwise
+
+
 @dataclass
 class Options:
-    """What the user told us about the application side (for the connections check)."""
+    """What the user told us: the application side (pools), thresholds, and the server's memory."""
 
     app_workers: int | None = None
     pool_size: int | None = None
-    max_overflow: int | None = None
+    max_overflow: int | None = None  # None: SQLAlchemy's default, 10
+    long_query_seconds: float = 60.0  # PgHero's long_running_query_sec
+    idle_in_transaction_seconds: float = 60.0
+    memory_bytes: int | None = None  # the server's RAM; None: measured when the server runs on this host
+
+
+class SkipCheck(Exception):
+    """Raised by a check that cannot judge this server (e.g. its RAM is unknown); the message says why."""
 
 
 @dataclass
@@ -75,6 +99,8 @@ class Context:
     preload_libraries: set[str]
     options: Options
     settings: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # as the server has them
+    memory_bytes: int | None = None  # the server's RAM when known (--memory, or the server is on this host)
+    memory_source: str = ""  # how memory_bytes was learned, for the evidence
 
 
 class Check(Protocol):
@@ -87,14 +113,9 @@ class Check(Protocol):
     async def run(self, ctx: Context) -> list[Finding]: ...
 
 
-def quote_ident(name: str) -> str:
-    if name.isidentifier() and name == name.lower():
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
 def qualified(schema: str, name: str) -> str:
-    return name if schema == "public" else f"{quote_ident(schema)}.{quote_ident(name)}"
+    """A relation name as it is written in a fix: schema-qualified unless it lives in ``public``."""
+    return quote_qualified(None if schema == "public" else schema, name)
 
 
 def pretty_bytes(size: int | float | None) -> str:

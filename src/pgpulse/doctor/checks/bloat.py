@@ -1,9 +1,10 @@
-"""Table and index bloat: pages full of dead or free space that every scan still reads.
+"""Table bloat: pages full of dead or free space that every scan still reads (indexes: ``index_bloat``).
 
-With pgstattuple installed we measure (``pgstattuple_approx`` for tables, ``pgstatindex`` for btrees,
-on the 20 largest relations so the audit stays fast); without it we estimate from the statistics the
-way the classic check_postgres query does: expected pages from row count and average row width
-versus actual pages. VACUUM makes the space reusable; only VACUUM FULL / pg_repack give it back.
+With pgstattuple installed we measure (``pgstattuple_approx``, on the 20 largest tables so the audit stays
+fast); without it we estimate from the statistics the way the classic check_postgres query does: expected
+pages from row count and average row width versus actual pages. VACUUM makes the space reusable; only
+VACUUM FULL / pg_repack give it back. Threshold: tables of at least 1 MB that are at least 30 % bloat
+(warning), 60 % (critical).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pgpulse.doctor.check import Context, Finding, Severity, pretty_bytes, quali
 
 MIN_BYTES = 1 << 20  # ignore relations under 1 MB: bloat there costs nothing measurable
 TABLE_BLOAT = 0.3
-INDEX_LEAF_DENSITY = 50.0
 LARGEST = 20
 
 TABLES = """
@@ -32,21 +32,6 @@ LIMIT $2
 """
 MEASURE_TABLE = "SELECT dead_tuple_percent, approx_free_percent FROM pgstattuple_approx($1::bigint::oid::regclass)"
 
-INDEXES = """
-SELECT i.indexrelid AS oid, n.nspname AS schemaname, c.relname AS index_name, t.relname AS table_name,
-       pg_relation_size(i.indexrelid) AS size_bytes
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_am am ON am.oid = c.relam
-WHERE am.amname = 'btree' AND i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%' AND pg_relation_size(i.indexrelid) >= $1
-ORDER BY pg_relation_size(i.indexrelid) DESC
-LIMIT $2
-"""
-MEASURE_INDEX = "SELECT avg_leaf_density, leaf_fragmentation FROM pgstatindex($1::bigint::oid::regclass)"
-
 
 def estimated_table_bloat(reltuples: float, relpages: int, row_width: float, block_size: int, fill: int) -> float:
     """Fraction of the heap that is not live rows, from statistics (0 when unknown)."""
@@ -62,7 +47,7 @@ def estimated_table_bloat(reltuples: float, relpages: int, row_width: float, blo
 class BloatCheck:
     min_bytes: int = MIN_BYTES
     name: ClassVar[str] = "bloat"
-    title: ClassVar[str] = "Table and index bloat"
+    title: ClassVar[str] = "Table bloat"
 
     async def run(self, ctx: Context) -> list[Finding]:
         measured = "pgstattuple" in ctx.extensions
@@ -103,27 +88,4 @@ class BloatCheck:
                     "(pg_repack does it online)",
                 )
             )
-        if measured:
-            for row in await ctx.conn.fetch(INDEXES, self.min_bytes, LARGEST):
-                name = qualified(row["schemaname"], row["index_name"])
-                m = await ctx.conn.fetchrow(MEASURE_INDEX, row["oid"])
-                density = float(m["avg_leaf_density"])
-                if density >= INDEX_LEAF_DENSITY or density != density:  # NaN: empty index
-                    continue
-                findings.append(
-                    Finding(
-                        check=self.name,
-                        severity=Severity.warning,
-                        object=f"index {name}",
-                        title=f"index {name} on {row['table_name']} leaves are {density:.0f}% full "
-                        f"({pretty_bytes(row['size_bytes'])})",
-                        evidence={
-                            "avg_leaf_density": density,
-                            "leaf_fragmentation": m["leaf_fragmentation"],
-                            "size": pretty_bytes(row["size_bytes"]),
-                            "method": "pgstatindex",
-                        },
-                        fix=f"REINDEX INDEX CONCURRENTLY {name};",
-                    )
-                )
         return findings

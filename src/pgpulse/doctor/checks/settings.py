@@ -17,6 +17,9 @@ SELECT blks_hit, blks_read, temp_files, temp_bytes
 FROM pg_stat_database WHERE datname = current_database()
 """
 MIN_BLOCKS_FOR_RATIO = 10_000
+# Judged against the server's RAM by memory_settings when the RAM is known; these generic rules stand in
+# only when it is not.
+MEMORY_RULES = {"shared_buffers", "work_mem"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class SettingsCheck:
         units = {name: unit for name, (_, unit) in ctx.settings.items()}
         findings = []
         for rule in RULES:
+            if ctx.memory_bytes is not None and rule.setting in MEMORY_RULES:
+                continue
             if rule.setting in values and rule.applies(values):
                 shown = values[rule.setting] + (f" ({units[rule.setting]})" if units.get(rule.setting) else "")
                 findings.append(
