@@ -51,13 +51,33 @@ STATEMENT_CAP = 64 * 1024  # statements longer than this are counted, never pars
 OVERSIZED_PREFIX = 1024  # what an oversized statement is identified (hashed) by
 MAX_DURATION_MS = 1e10  # ~116 days: a longer "duration" is not one PostgreSQL wrote
 
-SEVERITY = re.compile(
-    r"(?:^|(?<=[\s:\]]))(LOG|ERROR|WARNING|FATAL|PANIC|DETAIL|HINT|STATEMENT|CONTEXT|NOTICE|INFO|"
-    r"DEBUG[1-5]?|LOCATION|QUERY):  "
+SEVERITIES = frozenset(
+    [
+        "LOG",
+        "ERROR",
+        "WARNING",
+        "FATAL",
+        "PANIC",
+        "DETAIL",
+        "HINT",
+        "STATEMENT",
+        "CONTEXT",
+        "NOTICE",
+        "INFO",
+        "DEBUG",
+        "DEBUG1",
+        "DEBUG2",
+        "DEBUG3",
+        "DEBUG4",
+        "DEBUG5",
+        "LOCATION",
+        "QUERY",
+    ]
 )
 TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?: ?(?:[A-Z]{2,5}|[+-]\d\d(?::?\d\d)?))?)")
-PID = re.compile(r"\[(\d{1,10})\]")
-USER_DB = re.compile(r"([\w.\-\[\]]+)@([\w.\-\[\]]+)")
+PREFIX_CHARS = 512  # a log_line_prefix is read from at most this many characters (longer ones are not prefixes)
+_USER_BEFORE_AT = re.compile(r"[\w.\-\[\]]{1,64}\Z")
+_DB_AFTER_AT = re.compile(r"[\w.\-\[\]]{1,64}")
 # At most 15 integer digits: "duration: 999…9 ms" (400 digits) is not a duration and must not become Infinity.
 DURATION = re.compile(
     r"^duration: (?P<ms>\d{1,15}(?:\.\d{1,12})?) ms(?:\s+(?P<kind>statement|execute|parse|bind|plan)"
@@ -154,7 +174,7 @@ def _bounded_lines(stream: IO[str], counts: _Counts) -> Iterator[str]:
         yield cut
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     severity: str
     head: str  # the message's first line
@@ -288,23 +308,56 @@ def entry_from(record: _Record) -> LogEntry | None:
     )
 
 
+def find_severity(line: str) -> tuple[int, int, str] | None:
+    """(start, end, severity) of the record's severity marker (``LOG:  ``): the first ``WORD:  `` whose word is a
+    severity and that follows the start of the line, a space, a colon or a bracket. String searches, not a regular
+    expression: this runs on every line of the log."""
+    colon = line.find(":  ")
+    while colon > 0:
+        start = max(line.rfind(" ", 0, colon), line.rfind(":", 0, colon), line.rfind("]", 0, colon)) + 1
+        start = max(start, line.rfind("\t", 0, colon) + 1)
+        word = line[start:colon]
+        if word in SEVERITIES:
+            return start, colon + 3, word
+        colon = line.find(":  ", colon + 1)
+    return None
+
+
 def _prefix_fields(prefix: str) -> tuple[str | None, int | None, str | None, str | None]:
+    """Timestamp, pid, user and database from whatever ``log_line_prefix`` wrote (``%m [%p] %u@%d``, RDS's
+    ``%t:%r:%u@%d:[%p]:``...). Bounded string searches: a hostile prefix cannot make this slow."""
+    prefix = prefix[:PREFIX_CHARS]
     ts = TIMESTAMP.match(prefix)
-    pid = PID.search(prefix)
-    user_db = USER_DB.search(prefix)
+    pid = None
+    bracket = prefix.find("[")
+    while bracket != -1:
+        close = prefix.find("]", bracket)
+        if close == -1:
+            break
+        inner = prefix[bracket + 1 : close]
+        if 0 < len(inner) <= 10 and inner.isascii() and inner.isdigit():
+            pid = int(inner)
+            break
+        bracket = prefix.find("[", bracket + 1)
     user = database = None
-    if user_db and user_db.group(1) not in ("[unknown]",):
-        user, database = user_db.group(1), user_db.group(2)
-    return (
-        ts.group(1) if ts else None,
-        int(pid.group(1)) if pid else None,
-        user,
-        database,
-    )
+    at = prefix.find("@")
+    while at > 0:
+        before = _USER_BEFORE_AT.search(prefix, max(0, at - 64), at)
+        after = _DB_AFTER_AT.match(prefix, at + 1)
+        if before and after:
+            if before.group(0) != "[unknown]":
+                user, database = before.group(0), after.group(0)
+            break
+        at = prefix.find("@", at + 1)
+    return (ts.group(1) if ts else None, pid, user, database)
 
 
 def _length(line: str) -> int:
     return line.length if isinstance(line, CutLine) else len(line)
+
+
+def _same_pid(record: _Record | None, prefix: str) -> bool:
+    return record is not None and _prefix_fields(prefix)[1] == record.pid
 
 
 def _stderr_records(lines: Iterable[str], counts: _Counts) -> Iterator[_Record]:
@@ -319,25 +372,27 @@ def _stderr_records(lines: Iterable[str], counts: _Counts) -> Iterator[_Record]:
                 current.add(text, _length(raw) - 1)
             continue
         line = raw.rstrip("\n\r")
-        if not line.strip():
-            continue
-        marker = SEVERITY.search(line)
+        marker = find_severity(line)
         if marker is None:
-            counts.malformed += 1
+            if line.strip():
+                counts.malformed += 1
             continue
-        timestamp, pid, user, database = _prefix_fields(line[: marker.start()])
-        head = line[marker.end() :]
-        record = _Record(marker.group(1), head, timestamp, pid, user, database, size=_length(raw))
-        record.cut = isinstance(raw, CutLine)
+        start, end, severity = marker
+        head = line[end:]
         counts.records += 1
-        if record.severity == "DETAIL" and current is not None and current.pid == record.pid:
-            current.detail = head
+        if severity == "DETAIL" and collecting and _same_pid(current, line[:start]):
+            assert current is not None  # collecting implies a current record
+            current.detail = head  # the bound values of the statement just read
             collecting = False
             continue
+        timed = severity == "LOG" and head.startswith("duration:")
+        # only a timed statement needs its prefix read (this runs on every record)
+        fields = _prefix_fields(line[:start]) if timed else (None, None, None, None)
+        record = _Record(severity, head, *fields, size=_length(raw), cut=isinstance(raw, CutLine))
         if current is not None:
             yield current
         current = record
-        collecting = record.severity == "LOG" and head.startswith("duration:")
+        collecting = timed
     if current is not None:
         yield current
 
@@ -386,7 +441,7 @@ def _csv_records(lines: Iterable[str], counts: _Counts) -> Iterator[_Record]:
                 counts.malformed += 1
             continue
         counts.records += 1
-        pid = int(row[3]) if row[3].isdigit() and len(row[3]) <= 10 else None
+        pid = int(row[3]) if row[3].isascii() and row[3].isdigit() and len(row[3]) <= 10 else None
         yield _Record(
             severity=row[11],
             head=row[13],

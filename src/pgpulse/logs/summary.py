@@ -17,6 +17,7 @@ parsed: it is grouped by a hash of its first characters and shown as "oversized"
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -194,13 +195,15 @@ class ShapeAggregator:
             folded = " ".join(entry.statement.split()).lower().encode("utf-8", "replace")
             return "o" + hashlib.blake2b(folded, digest_size=8).hexdigest()[1:]
         text = entry.statement or "(duration only: no statement text)"
-        key = self._keys.get(text)
+        if len(text) > _CACHED_TEXT:
+            return _fingerprint(text)
+        cache_key = literals_masked(text)
+        key = self._keys.get(cache_key)
         if key is None:
             key = _fingerprint(text)
-            if len(text) <= _CACHED_TEXT:
-                if len(self._keys) >= _FINGERPRINT_CACHE:
-                    self._keys.clear()  # cheaper than LRU bookkeeping on every line; refills in a few lines
-                self._keys[text] = key
+            if len(self._keys) >= _FINGERPRINT_CACHE:
+                self._keys.clear()  # cheaper than LRU bookkeeping on every line; refills in a few lines
+            self._keys[cache_key] = key
         return key
 
     def _group(self, key: str, entry: LogEntry) -> QueryStats:
@@ -233,6 +236,23 @@ class ShapeAggregator:
                 self.other.merge(stats)
                 self.other_shapes += 1
         self.groups, self.text_size = keep, size
+
+
+_UNSURE = re.compile(r'["\\]|--|/\*|\$(?!\d)')
+_LITERAL = re.compile(r"'(?:[^']|'')*'|(?<![\w$.])\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
+
+
+def literals_masked(text: str) -> str:
+    """A cache key for the fingerprint: ``text`` with its string and number constants masked, so the same shape
+    with other values (the common case in a log) costs one regular expression instead of a parse.
+
+    The fingerprint ignores every constant, so two texts that differ only there share it. The masking is exact
+    only where a regular expression can find every constant: no double quote (a quoted identifier may hold
+    digits), backslash (escape strings), dollar quote or comment (may hold a quote). Other texts are their own
+    key."""
+    if _UNSURE.search(text):
+        return text
+    return _LITERAL.sub(lambda m: "'?'" if m.group(0).startswith("'") else "0", text)
 
 
 def _shown_query(entry: LogEntry) -> str:
