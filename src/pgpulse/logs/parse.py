@@ -293,7 +293,7 @@ def entry_from(record: _Record) -> LogEntry | None:
     if len(statement) > STATEMENT_CAP:
         return _oversized(record, match, ms, statement)
     parameters = None
-    if record.detail and record.detail.startswith("parameters:"):
+    if record.detail and record.detail[:11].lower() == "parameters:":  # "Parameters:" since PostgreSQL 16
         parameters = record.detail
     return LogEntry(
         duration_ms=ms,

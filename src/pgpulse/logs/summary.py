@@ -137,9 +137,11 @@ class ShapeAggregator:
     """Feed entries one at a time (:meth:`add`), then :meth:`finish`. Memory is bounded by :class:`Limits`.
 
     A ``plan`` entry (auto_explain) counts as one execution and offers its plan. When the statement also
-    exceeded ``log_min_duration_statement``, PostgreSQL logs the plan (at executor end) and then, from the same
-    backend, the statement's duration line: that pair is one execution, so a plan waits for the next entry of its
-    pid, and is counted on its own only when that entry is another statement.
+    exceeded ``log_min_duration_statement``, the same backend logs both its plan and its duration line: one
+    execution. The simple protocol logs the plan first (at executor end, before the statement's line); the
+    extended protocol logs the ``execute`` line first and the plan when the portal is dropped. So a plan and a
+    statement of the same shape that follow each other on one pid, in either order, are counted once; a plan is
+    counted on its own only when no such statement line comes.
     """
 
     def __init__(self, min_duration_ms: float = 0.0, limits: Limits | None = None) -> None:
@@ -150,45 +152,56 @@ class ShapeAggregator:
         self.other_shapes = 0
         self.oversized = 0
         self.text_size = 0
-        self._pending: dict[int | None, tuple[str, float]] = {}  # pid -> (shape key, plan duration)
+        # pid -> (shape key, duration, is a plan): the last entry of each backend, waiting for its other half
+        self._pending: dict[int | None, tuple[str, float, bool]] = {}
         self._keys: dict[str, str] = {}
 
     def add(self, entry: LogEntry) -> None:
         if entry.kind not in COUNTED_KINDS:
             return
         key = self._key(entry)
+        is_plan = entry.kind == "plan"
         waiting = self._pending.pop(entry.pid, None)
-        if entry.kind == "plan":
-            if waiting is not None:
-                self._count(*waiting)
-            self._pending[entry.pid] = (key, entry.duration_ms)
-            if len(self._pending) > _PENDING_PIDS:  # a log with endless pids: count the oldest plan now
-                self._count(*self._pending.pop(next(iter(self._pending))))
-            if entry.plan and entry.duration_ms >= self.min_duration_ms:
-                self._offer_plan(self._group(key, entry), entry)
-            self._fold_if_needed()
-            return
-        if waiting is not None and waiting[0] != key:
-            self._count(*waiting)  # a plan whose statement line never came (auto_explain alone)
-        if entry.duration_ms >= self.min_duration_ms:
-            self._group(key, entry).add(entry.duration_ms)
-            if entry.oversized:
-                self.oversized += 1
+        if waiting is not None:
+            waiting_key, waiting_ms, waiting_is_plan = waiting
+            if waiting_key == key and waiting_is_plan != is_plan:  # the plan and the duration line of one execution
+                if is_plan:
+                    self._offer_plan(key, entry)  # its statement was counted when its line came
+                else:
+                    self._count(key, entry.duration_ms, entry)  # its plan was offered when it came
+                self._fold_if_needed()
+                return
+            if waiting_is_plan:
+                self._count(waiting_key, waiting_ms)  # a plan whose statement line never came (auto_explain alone)
+        if is_plan:
+            self._offer_plan(key, entry)
+        else:
+            self._count(key, entry.duration_ms, entry)
+        self._pending[entry.pid] = (key, entry.duration_ms, is_plan)
+        if len(self._pending) > _PENDING_PIDS:  # a log with endless pids: settle the oldest now
+            oldest_key, oldest_ms, oldest_is_plan = self._pending.pop(next(iter(self._pending)))
+            if oldest_is_plan:
+                self._count(oldest_key, oldest_ms)
         self._fold_if_needed()
 
     def finish(self) -> Summary:
-        for key, ms in self._pending.values():
-            self._count(key, ms)
+        for key, ms, is_plan in self._pending.values():
+            if is_plan:
+                self._count(key, ms)
         self._pending.clear()
         shapes = [s for s in self.groups.values() if s.count]
         executions = sum(s.count for s in shapes) + self.other.count
         return Summary(shapes, self.other, self.other_shapes, self.oversized, executions)
 
-    def _count(self, key: str, ms: float) -> None:
+    def _count(self, key: str, ms: float, entry: LogEntry | None = None) -> None:
+        """One execution; ``entry`` creates its shape if needed (a plan counted late finds its shape, or the
+        "other" bucket if the shape was folded away since)."""
         if ms < self.min_duration_ms:
             return
-        stats = self.groups.get(key)
-        (stats or self.other).add(ms)  # its shape was folded away since the plan arrived
+        stats = self._group(key, entry) if entry is not None else self.groups.get(key)
+        (stats or self.other).add(ms)
+        if entry is not None and entry.oversized:
+            self.oversized += 1
 
     def _key(self, entry: LogEntry) -> str:
         if entry.oversized:
@@ -213,8 +226,12 @@ class ShapeAggregator:
             self.text_size += stats.text_size
         return stats
 
-    def _offer_plan(self, stats: QueryStats, entry: LogEntry) -> None:
-        if entry.plan is None or (stats.plan is not None and entry.duration_ms < stats.plan_ms):
+    def _offer_plan(self, key: str, entry: LogEntry) -> None:
+        """Keep the plan if it is the slowest of its shape so far (redacted only then: most plans are not)."""
+        if entry.plan is None or entry.duration_ms < self.min_duration_ms:
+            return
+        stats = self._group(key, entry)
+        if stats.plan is not None and entry.duration_ms < stats.plan_ms:
             return
         plan = redact_plan(entry.plan[: self.limits.max_plan_chars * 4])
         if len(plan) > self.limits.max_plan_chars:
