@@ -60,6 +60,7 @@ class Run:
     size_mb: float
     seconds: float
     mb_per_s: float
+    cpu_seconds: float  # user + system time of the pgpulse process: what the load of a shared machine leaves out
     peak_rss_mb: float
     returncode: int
 
@@ -106,26 +107,76 @@ def generate_log(path: Path, size_bytes: int, seed: int = 0) -> int:
     return path.stat().st_size
 
 
-def measure(log: Path, *extra: str) -> Run:
-    """Run ``pgpulse logs`` on ``log`` in a subprocess: wall time and that process's own peak RSS (``wait4``)."""
-    with tempfile.TemporaryFile() as sink:
+@dataclass(frozen=True)
+class Profile:
+    returncode: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def _high_water_kb(pid: int) -> int:
+    """VmHWM of a live process: the peak resident set of its current program image."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0  # a zombie has no memory left to report
+
+
+def profile_logs(*args: str) -> Profile:
+    """Run ``pgpulse logs ARGS`` in a subprocess: exit code, wall and CPU time, peak RSS, and what it printed.
+
+    The peak is the child's own VmHWM, polled until it exits. ``ru_maxrss`` from ``wait4`` or
+    ``getrusage(RUSAGE_CHILDREN)`` would not do: Linux carries the *parent's* high-water mark into the child at
+    ``exec`` (subprocess forks with ``vfork``), so a test process that once held 250 MB would make every child
+    look that big."""
+    with tempfile.TemporaryFile("w+") as sink:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pgpulse.cli", "logs", str(log), "--format", "json", *extra],
-            stdout=sink,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "pgpulse.cli", "logs", *args], stdout=sink, stderr=subprocess.DEVNULL
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak_kb = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kb = max(peak_kb, _high_water_kb(proc.pid))
+            time.sleep(0.02)  # polling interval: VmHWM only grows, so a late read loses nothing but the last 20 ms
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
+        sink.seek(0)
+        return Profile(proc.returncode, seconds, usage.ru_utime + usage.ru_stime, peak_kb / 1024, sink.read())
+
+
+def measure(log: Path, *extra: str) -> Run:
+    """``pgpulse logs`` on ``log`` (JSON output, discarded): size, wall time, MB/s, CPU time and peak RSS."""
+    run = profile_logs(str(log), "--format", "json", *extra)
     size_mb = log.stat().st_size / MB
-    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
-    return Run(round(size_mb, 1), round(seconds, 2), round(size_mb / seconds, 1), round(peak_mb, 1), proc.returncode)
+    return Run(
+        round(size_mb, 1),
+        round(run.seconds, 2),
+        round(size_mb / run.seconds, 1),
+        round(run.cpu_seconds, 2),
+        round(run.peak_rss_mb, 1),
+        run.returncode,
+    )
 
 
 def _markdown(runs: list[Run]) -> str:
-    lines = ["| log size (MB) | wall time (s) | MB/s | peak RSS (MB) | exit |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.size_mb} | {r.seconds} | {r.mb_per_s} | {r.peak_rss_mb} | {r.returncode} |" for r in runs]
+    lines = [
+        "| log size (MB) | wall time (s) | MB/s | CPU time (s) | MB per CPU second | peak RSS (MB) | exit |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.size_mb} | {r.seconds} | {r.mb_per_s} | {r.cpu_seconds} | {r.size_mb / max(r.cpu_seconds, 0.01):.1f} "
+        f"| {r.peak_rss_mb} | {r.returncode} |"
+        for r in runs
+    ]
     return "\n".join(lines)
 
 
@@ -152,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             run = measure(log)
             log.unlink()
             runs.append(run)
-            print(f"{run.size_mb:>9} MB  {run.seconds:>8} s  {run.mb_per_s:>6} MB/s  peak RSS {run.peak_rss_mb} MB")
+            print(
+                f"{run.size_mb:>9} MB  {run.seconds:>8} s  {run.mb_per_s:>6} MB/s  CPU {run.cpu_seconds} s  "
+                f"peak RSS {run.peak_rss_mb} MB",
+                flush=True,
+            )
     table = _markdown(runs)
     (out / "results.json").write_text(json.dumps([asdict(r) for r in runs], indent=2) + "\n")
     (out / "results.md").write_text("# pgpulse logs: throughput and peak memory\n\n" + table + "\n")

@@ -519,12 +519,10 @@ def _entries(stream: IO[str], fmt: str, counts: _Counts) -> Iterator[LogEntry]:
         except ValueError:
             counts.malformed += 1
             continue
+        if record.cut or (entry is not None and entry.oversized):
+            counts.oversized += 1  # a record over RECORD_CAP, or a statement over STATEMENT_CAP
         if entry is not None:
-            if entry.oversized:
-                counts.oversized += 1
             yield entry
-        elif record.cut:
-            counts.oversized += 1
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:

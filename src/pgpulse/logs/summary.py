@@ -189,6 +189,7 @@ class ShapeAggregator:
             if is_plan:
                 self._count(key, ms)
         self._pending.clear()
+        self._fold_if_needed(self.limits.max_shapes)
         shapes = [s for s in self.groups.values() if s.count]
         executions = sum(s.count for s in shapes) + self.other.count
         return Summary(shapes, self.other, self.other_shapes, self.oversized, executions)
@@ -239,8 +240,11 @@ class ShapeAggregator:
         self.text_size += len(plan) - len(stats.plan or "")
         stats.plan, stats.plan_ms = plan, entry.duration_ms
 
-    def _fold_if_needed(self) -> None:
-        if len(self.groups) <= 2 * self.limits.max_shapes and self.text_size <= self.limits.text_budget:
+    def _fold_if_needed(self, most: int | None = None) -> None:
+        """Fold the least costly shapes into "other" when over ``most`` shapes (twice the cap while reading, so
+        that folding, a sort, happens once per cap's worth of new shapes) or over the text budget."""
+        most = 2 * self.limits.max_shapes if most is None else most
+        if len(self.groups) <= most and self.text_size <= self.limits.text_budget:
             return
         ranked = sorted(self.groups.values(), key=lambda s: (s.total, s.count), reverse=True)
         keep: dict[str, QueryStats] = {}
