@@ -12,6 +12,7 @@ masked too.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from typing import Any
@@ -182,12 +183,15 @@ def redact_plan_line(line: str) -> str | None:
         label, value = labelled.group("label"), labelled.group("value")
         if _PLAN_COUNTER_LABELS.match(label) and _SAFE_VALUE.match(value):
             return line
+        quoted = value.strip()
+        if len(quoted) >= 2 and quoted[0] == quoted[-1] == '"':  # YAML quotes the whole expression
+            return f'{labelled.group("indent")}{label}: "{_redact_constants(quoted[1:-1])}"'
         return f"{labelled.group('indent')}{label}:{_redact_constants(value)}"
     if _XML_TAG_ONLY.match(line):
         return line
     element = _XML_ELEMENT.match(line)
     if element is not None:  # XML format: <Filter>(owner = 'x'::text)</Filter>
-        value = element.group("value")
+        value = html.unescape(element.group("value"))  # &apos;secret&apos; is a literal too
         if _XML_SCALAR.match(value):
             return line
         return element.group("open") + _redact_constants(value) + element.group("close")
