@@ -25,7 +25,8 @@ from enum import StrEnum
 from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from pgpulse.logs.parse import LogEntry
-from pgpulse.sql import fingerprint, normalize
+from pgpulse.sql import UnsafeStatementError, fingerprint, normalize, one_statement
+from pgpulse.sql.guard import DML_KINDS
 from pgpulse.sql.redact import redact_plan, redact_sql
 
 COUNTED_KINDS = ("statement", "execute", "plan", "duration")
@@ -284,7 +285,14 @@ def _shown_query(entry: LogEntry) -> str:
         return f"{redact_sql(entry.statement[:200])} … (oversized statement: counted, not parsed)"
     if not entry.statement:
         return "(duration only: no statement text)"
-    return redact_sql(_normalize(entry.statement))
+    normalized = _normalize(entry.statement)
+    try:
+        one_statement(entry.statement, DML_KINDS)
+    except UnsafeStatementError:  # a utility statement, several, or no parse: normalize may have left values
+        return redact_sql(normalized)
+    # One DML statement: normalize replaced every value by $n; the numbers left are type modifiers and column
+    # positions, kept so that `advise --log` gets SQL it can EXPLAIN. Strings and comments still go.
+    return redact_sql(normalized, keep_numbers=True)
 
 
 def aggregate(entries: Iterable[LogEntry], min_duration_ms: float = 0.0, limits: Limits | None = None) -> Summary:

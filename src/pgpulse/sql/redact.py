@@ -59,7 +59,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
-def _redact_constants(sql: str) -> str:
+def _redact_constants(sql: str, keep_numbers: bool = False) -> str:
     """``sql`` with every constant masked and every comment removed, whitespace kept as it was.
 
     PostgreSQL's own scanner finds the constants. Text it refuses (an unterminated string or comment, as in a
@@ -80,7 +80,8 @@ def _redact_constants(sql: str) -> str:
             out.append(sql[last : token.start])
             last = token.end + 1
             continue
-        if name in _CONST_TOKENS and not (name == "ICONST" and _positional(previous)):
+        kept = name in _NUMBER_TOKENS and (keep_numbers or (name == "ICONST" and _positional(previous)))
+        if name in _CONST_TOKENS and not kept:
             out.append(sql[last : token.start])
             out.append("$?" if name in _NUMBER_TOKENS else "'***'")
             last = token.end + 1
@@ -97,12 +98,14 @@ def _positional(previous: list[str]) -> bool:
     return last == "BY" or (last == "ASCII_44" and before in ("ICONST", "ASC", "DESC", "FIRST_P", "LAST_P"))
 
 
-def redact_sql(sql: str) -> str:
+def redact_sql(sql: str, keep_numbers: bool = False) -> str:
     """The statement with every literal replaced by ``$?`` / ``'***'`` and comments removed.
 
     PostgreSQL's own scanner finds the constants, so this works for utility statements that pg_stat_statements
-    does not normalize (``CREATE SERVER … OPTIONS``, ``COPY … PROGRAM``) and for text that does not parse."""
-    return _redact_constants(sql).strip()
+    does not normalize (``CREATE SERVER … OPTIONS``, ``COPY … PROGRAM``) and for text that does not parse.
+    ``keep_numbers`` is for the output of ``normalize`` on one SELECT/INSERT/UPDATE/DELETE, where every value is
+    already ``$n`` and the numbers left are structure (``varchar(10)``, ``ORDER BY 2``) that must stay valid SQL."""
+    return _redact_constants(sql, keep_numbers).strip()
 
 
 def redact_text(text: str) -> str:
