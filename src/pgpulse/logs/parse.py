@@ -47,6 +47,7 @@ from pgpulse.sql.redact import is_plan_parameter_line
 
 LINE_CHUNK = 64 * 1024  # characters of one physical line read at a time
 RECORD_CAP = 1024 * 1024  # characters of one log record kept; the rest is counted, not stored
+LINE_COST = 64  # what one more line of a record costs beyond its characters (a str object, a list slot)
 STATEMENT_CAP = 64 * 1024  # statements longer than this are counted, never parsed
 OVERSIZED_PREFIX = 1024  # what an oversized statement is identified (hashed) by
 MAX_DURATION_MS = 1e10  # ~116 days: a longer "duration" is not one PostgreSQL wrote
@@ -188,13 +189,15 @@ class _Record:
     cut: bool = False  # the message was longer than RECORD_CAP: only its start is kept
 
     def add(self, text: str, length: int) -> None:
-        if self.size + length > RECORD_CAP or self.cut:
+        # Each kept line costs its characters plus a string object: counted as LINE_COST more, so a million
+        # one-character lines cannot hold 60 MB of objects under a 1 MiB cap.
+        if self.size + length + LINE_COST > RECORD_CAP or self.cut:
             self.cut = True
         else:
             if self.more is None:
                 self.more = []
             self.more.append(text)
-        self.size += length + 1
+        self.size += length + LINE_COST
 
     @property
     def message(self) -> str:
@@ -409,10 +412,10 @@ def _csv_rows(lines: Iterable[str], counts: _Counts) -> Iterator[tuple[str, bool
         quotes = line.quotes if isinstance(line, CutLine) else line.count('"')
         length = _length(line)
         if not cut:
-            if size + len(line) <= RECORD_CAP:
+            if size + len(line) + LINE_COST <= RECORD_CAP:
                 parts.append(line)  # for a CutLine, its first LINE_CHUNK characters
-            cut = isinstance(line, CutLine) or size + length > RECORD_CAP
-        size += length
+            cut = isinstance(line, CutLine) or size + length + LINE_COST > RECORD_CAP
+        size += length + LINE_COST
         odd ^= bool(quotes & 1)
         if not odd:
             yield "".join(parts), cut
