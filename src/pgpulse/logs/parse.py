@@ -331,6 +331,22 @@ def _prefix_fields(prefix: str) -> tuple[str | None, int | None, str | None, str
     ``%t:%r:%u@%d:[%p]:``...). Bounded string searches: a hostile prefix cannot make this slow."""
     prefix = prefix[:PREFIX_CHARS]
     ts = TIMESTAMP.match(prefix)
+    rest = prefix[ts.end() :] if ts else prefix
+    cached = _PREFIX_CACHE.get(rest)  # the part after the timestamp repeats for every line of a session
+    if cached is None:
+        cached = _session_fields(rest)
+        if len(_PREFIX_CACHE) >= _PREFIX_CACHE_SIZE:
+            _PREFIX_CACHE.clear()
+        _PREFIX_CACHE[rest] = cached
+    return (ts.group(1) if ts else None, *cached)
+
+
+_PREFIX_CACHE: dict[str, tuple[int | None, str | None, str | None]] = {}
+_PREFIX_CACHE_SIZE = 4096  # prefixes of at most PREFIX_CHARS: at most ~2 MB
+
+
+def _session_fields(prefix: str) -> tuple[int | None, str | None, str | None]:
+    """pid, user and database from the prefix without its timestamp."""
     pid = None
     bracket = prefix.find("[")
     while bracket != -1:
@@ -352,7 +368,7 @@ def _prefix_fields(prefix: str) -> tuple[str | None, int | None, str | None, str
                 user, database = before.group(0), after.group(0)
             break
         at = prefix.find("@", at + 1)
-    return (ts.group(1) if ts else None, pid, user, database)
+    return pid, user, database
 
 
 def _length(line: str) -> int:
