@@ -47,6 +47,10 @@ TEXT_LINES = [
     f'    Filter: "(\\"Owner\\" = \'{SECRET}\'::text)"',  # YAML, with an escaped quoted identifier
     f"        <Filter>(owner = &apos;{SECRET}&apos;::text)</Filter>",  # XML entities
     f"  Query Parameters: \"$1 = '{SECRET}'\"",  # YAML
+    f"    - \"('{SECRET}'::text || name)\"",  # YAML list item (Output, Sort Key)
+    f'    - "(card = {NUMBER})"',
+    f'   "Filter": "(a = \'{SECRET}\'::text)",',  # JSON read line by line (cut short, or too deep)
+    f'   "Output": ["(id = {NUMBER})"]',
 ]
 
 
@@ -135,3 +139,14 @@ def test_column_positions_are_not_values() -> None:
         "SELECT a, b FROM t WHERE c = $? GROUP BY 1, 2 ORDER BY 2 DESC, 1 LIMIT $?"
     )
     assert redact_sql(f"SELECT a FROM t ORDER BY a, {NUMBER}") == "SELECT a FROM t ORDER BY a, $?"
+
+
+@pytest.mark.parametrize("depth", [60, 120, 3000])
+def test_a_json_plan_too_deep_or_cut_short_still_loses_its_literals(depth: int) -> None:
+    """Structured redaction needs the whole document and the stack to walk it; without them the plan is read line
+    by line, and the literals inside its double-quoted strings must still go."""
+    level = f'{{"Filter": "(a = \'{SECRET}\'::text)", "Index Cond": "(id = {NUMBER})", "Plans": ['
+    whole = level * depth + "1" + "]}" * depth
+    for plan in (whole, whole[: len(whole) // 2]):
+        shown = redact_plan(plan)
+        assert SECRET not in shown and NUMBER not in shown

@@ -210,11 +210,12 @@ def _split_plan(body: str) -> tuple[str, str | None]:
     if stripped.startswith("{"):
         try:
             doc = json.loads(stripped)
-        except (ValueError, RecursionError):
-            doc = None
+            json_plan = json.dumps(doc.get("Plan"), indent=1) if isinstance(doc, dict) else None
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the stack: read as text
+            doc = json_plan = None
         if isinstance(doc, dict):
             text = doc.get("Query Text", "")  # "Query Parameters" is left out with everything but the plan
-            return (text if isinstance(text, str) else ""), json.dumps(doc.get("Plan"), indent=1)
+            return (text if isinstance(text, str) else ""), json_plan
     if stripped.startswith("<"):
         match = _XML_QUERY.search(body)
         xml_query = "" if match is None else _xml_unescape(match.group("text"))

@@ -33,6 +33,8 @@ _KEYWORD_SECRET = re.compile(
 _CONST_TOKENS = {"SCONST", "USCONST", "BCONST", "XCONST", "ICONST", "FCONST"}
 _NUMBER_TOKENS = {"ICONST", "FCONST"}
 _COMMENT_TOKENS = {"C_COMMENT", "SQL_COMMENT"}
+_IDENT_TOKENS = {"IDENT", "UIDENT"}
+_HIDING = re.compile(r"['\d$\\]")  # what a literal inside a double-quoted "identifier" would show
 # where a statement the scanner refused is cut: the first quote, dollar quote or comment
 _CUT_AT = re.compile(r"['\"$\\]|--|/\*")
 _NUMBER = re.compile(r"(?<![\w$])[+-]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -59,12 +61,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
-def _redact_constants(sql: str, keep_numbers: bool = False) -> str:
+def _redact_constants(sql: str, keep_numbers: bool = False, depth: int = 0) -> str:
     """``sql`` with every constant masked and every comment removed, whitespace kept as it was.
 
     PostgreSQL's own scanner finds the constants. Text it refuses (an unterminated string or comment, as in a
     statement cut at a size limit) is cut at its first quote or comment, and the numbers left before the cut are
-    masked as well: a scanner error must never let a literal through."""
+    masked as well: a scanner error must never let a literal through.
+
+    What the scanner reads as a double-quoted identifier is redacted inside too when it holds a quote, a digit or
+    a dollar sign: plan text in YAML or JSON form wraps whole expressions in double quotes
+    (``- "('secret'::text || name)"``), which would otherwise hide their literals from the scanner."""
     try:
         tokens = parser.scan(sql)
     except Exception:  # the message quotes the text "at or near" the error: never shown
@@ -79,6 +85,15 @@ def _redact_constants(sql: str, keep_numbers: bool = False) -> str:
         if name in _COMMENT_TOKENS:
             out.append(sql[last : token.start])
             last = token.end + 1
+            continue
+        if name in _IDENT_TOKENS and sql[token.end] == '"' and _HIDING.search(sql, token.start, token.end):
+            opening = sql.index('"', token.start, token.end)
+            inner = sql[opening + 1 : token.end].replace('""', '"').replace('\\"', '"')
+            shown = MASK if depth >= 2 else _redact_constants(inner, keep_numbers, depth + 1)
+            out.append(sql[last : opening + 1])
+            out.append(shown.replace('"', '""') + '"')
+            last = token.end + 1
+            previous = [previous[1], name]
             continue
         kept = name in _NUMBER_TOKENS and (keep_numbers or (name == "ICONST" and _positional(previous)))
         if name in _CONST_TOKENS and not kept:
@@ -206,11 +221,9 @@ def redact_plan(plan: str) -> str:
     (:func:`redact_plan_json`), the other formats line by line (:func:`redact_plan_line`)."""
     if plan.lstrip().startswith(("{", "[")):
         try:
-            doc = json.loads(plan)
+            return json.dumps(redact_plan_json(json.loads(plan)), indent=1)
         except (ValueError, RecursionError):
-            pass  # not JSON after all (or cut short): line by line
-        else:
-            return json.dumps(redact_plan_json(doc), indent=1)
+            pass  # not JSON after all, cut short, or nested deeper than the stack: line by line
     kept = (redact_plan_line(line) for line in plan.splitlines())
     return "\n".join(line for line in kept if line is not None)
 
