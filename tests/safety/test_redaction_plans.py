@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pgpulse.sql import redact_sql
 from pgpulse.sql.redact import redact_plan, redact_plan_json
@@ -150,3 +152,24 @@ def test_a_json_plan_too_deep_or_cut_short_still_loses_its_literals(depth: int) 
     for plan in (whole, whole[: len(whole) // 2]):
         shown = redact_plan(plan)
         assert SECRET not in shown and NUMBER not in shown
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(max_size=200),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=8, max_size=20),
+    st.sampled_from(["  Filter: (x = {})", '  - "(x = {})"', "<Filter>(x = {})</Filter>", '"Index Cond": "(x = {})"']),
+)
+def test_random_plans_never_raise_and_a_quoted_literal_never_shows(noise: str, secret: str, template: str) -> None:
+    shown = redact_plan(noise + "\n" + template.format(f"'{secret}'::text") + "\n" + noise)
+    assert secret not in shown.replace(noise, "") or secret in noise
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)
+    )
+)
+def test_random_json_plans_never_raise(doc: object) -> None:
+    json.dumps(redact_plan_json(doc), allow_nan=True)
