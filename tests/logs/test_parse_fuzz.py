@@ -11,8 +11,8 @@ REAL = [
     "2026-11-24 10:00:00.123 UTC [4242] app@shop LOG:  duration: 12.345 ms  statement: SELECT 1\n",
     "2026-11-24 10:00:00.124 UTC [4242] app@shop LOG:  duration: 0.051 ms  parse <unnamed>: SELECT $1\n",
     "2026-11-24 10:00:00.125 UTC [4242] app@shop LOG:  duration: 3.1 ms  execute s1: SELECT * FROM t WHERE a = $1\n",
+    "\tAND b = 2\n",  # a continuation line comes right after its message's first line, before any DETAIL
     "2026-11-24 10:00:00.125 UTC [4242] app@shop DETAIL:  parameters: $1 = '42'\n",
-    "\tAND b = 2\n",
     "2026-11-24 10:00:01 UTC:10.0.0.1(5432):app@shop:[77]:LOG:  duration: 15.2 ms  plan:\n",
     "\tQuery Text: SELECT * FROM t\n",
     "\tSeq Scan on t  (cost=0.00..1.01 rows=1 width=4)\n",
@@ -57,6 +57,9 @@ def test_intact_real_lines_all_parse() -> None:
     assert execute.statement == "SELECT * FROM t WHERE a = $1\nAND b = 2"
     assert execute.parameters == "parameters: $1 = '42'"
     assert (execute.pid, execute.user, execute.database) == (4242, "app", "shop")
+    # A tab line after the DETAIL is the rest of a bound value holding a newline: never part of the statement.
+    multi_line_value = parse_text(REAL[2] + REAL[4].replace("'42'", "'line one") + "\tline two'\n")
+    assert multi_line_value.entries[0].statement == "SELECT * FROM t WHERE a = $1"
     rds = stderr.entries[3]
     assert rds.pid == 77 and rds.statement == "SELECT * FROM t" and rds.plan and "Seq Scan" in rds.plan
     assert parse_text(REAL[8]).entries[0].statement == "SELECT 2"
