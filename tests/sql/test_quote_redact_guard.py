@@ -55,6 +55,10 @@ def test_quote_qualified() -> None:
         f"postgres://bob:{SECRET}@db/app?password={SECRET}&application_name=x",
         f"postgresql://bob:{SECRET.replace('-', '%2D')}@db/app",
         f"postgresql://db/app#{SECRET}",
+        f"postgresql://bob:{SECRET}#1@db/app",
+        f"postgresql://bob:s3c/{SECRET}@db/app",
+        f"postgresql://bob:a?b={SECRET}@db/app",
+        f"postgresql://bob:{SECRET}@x@db/app",
     ],
 )
 def test_redact_url_masks_every_password(url: str) -> None:
@@ -62,6 +66,11 @@ def test_redact_url_masks_every_password(url: str) -> None:
     assert SECRET not in shown
     assert SECRET.replace("-", "%2D") not in shown
     assert "db" in shown
+
+
+def test_redact_url_masks_keyword_strings_and_keeps_socket_urls() -> None:
+    assert SECRET not in redact_url(f"host=db user=bob password={SECRET} dbname=app")
+    assert redact_url("postgresql:///app?host=/tmp") == "postgresql:///app?host=/tmp"
 
 
 def test_redact_url_keeps_harmless_parts() -> None:

@@ -16,7 +16,7 @@ import html
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from pglast import parser
 
@@ -41,24 +41,33 @@ _NUMBER = re.compile(r"(?<![\w$])[+-]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 
 
 def redact_url(url: str) -> str:
-    """A URL safe to print: the password of the user-info part and every secret-named query parameter masked."""
+    """A URL safe to print: the password of the user-info part and every secret-named query parameter masked.
+
+    A raw ``#``, ``/`` or ``?`` in a password (SQLAlchemy accepts them; ``urlsplit`` would read them as a fragment or
+    path and print the rest of the password) cannot hide it: everything up to the *last* ``@`` after the scheme is
+    the user-info part. An ``@`` later in the URL makes this over-mask, never under-mask."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # a libpq keyword string (host=… password=…) or not a URL at all
+        return _KEYWORD_SECRET.sub(lambda m: m.group("key") + MASK, url)
+    userinfo = ""
+    if sep and "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme}{sep}{rest}")
     except ValueError:
         return "<unparseable URL>"
     netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:{MASK}@{hostport}" if sep else f"{userinfo}@{hostport}"
+    if userinfo:
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{netloc}" if colon else f"{userinfo}@{netloc}"
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = "&".join(
             f"{quote(k, safe='')}={MASK if _SECRET_KEY.search(k) else quote(v, safe='/:,')}" for k, v in pairs
         )
-    fragment = MASK if parts.fragment else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+    # built by hand: urlunsplit drops the empty host of postgresql:///db?host=/socket
+    return f"{scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + (f"#{MASK}" if parts.fragment else "")
 
 
 def _redact_constants(sql: str, keep_numbers: bool = False, depth: int = 0) -> str:
