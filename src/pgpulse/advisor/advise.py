@@ -13,8 +13,9 @@ import asyncpg
 
 from pgpulse.advisor.candidates import Candidate, candidates_for, covering_index, resolve
 from pgpulse.advisor.catalog import TableInfo, load_table
-from pgpulse.advisor.parse import QueryShape, UnsupportedQuery, analyze
+from pgpulse.advisor.parse import QueryShape, UnsupportedQuery
 from pgpulse.advisor.verify import Costed, Trial, Verifier, bind, bind_limits
+from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import WorkloadQuery
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -142,7 +143,7 @@ class Advisor:
         # verdicts are left out of the report for those sources, and shown for queries the user gave.
         noise = "ignored" if query.source in ("pg_stat_statements", "log") else "skipped"
         try:
-            shape = analyze(query.sql)
+            shape = await analyze_with_views(self.conn, query.sql)  # views read through to their tables
         except UnsupportedQuery as exc:
             return Verdict(query, noise if "reads no table" in str(exc) else "skipped", str(exc))
         wanted = self.options.table

@@ -13,10 +13,13 @@ Example, the seed query ``WHERE user_id = $1 AND status = 'published' ORDER BY c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Final
 
 from pgpulse.advisor.catalog import ColumnStats, ExistingIndex, TableInfo
-from pgpulse.advisor.parse import OrderItem, Predicate, QueryShape
+from pgpulse.advisor.parse import OrderItem, Predicate, QueryShape, Relation, Scope, Target
+from pgpulse.sql import quote_ident
 
 MAX_NAME = 63
 
@@ -27,7 +30,7 @@ class IndexColumn:
     desc: bool = False
 
     def sql(self) -> str:
-        return f"{_quote(self.name)} DESC" if self.desc else _quote(self.name)
+        return f"{quote_ident(self.name)} DESC" if self.desc else quote_ident(self.name)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Candidate:
 
     def create_sql(self, concurrently: bool = True, name: str | None = None) -> str:
         how = "CONCURRENTLY " if concurrently else ""
-        return f"CREATE INDEX {how}{_quote(name or self.name)} ON {self.table.qualified} ({self.column_list()})"
+        return f"CREATE INDEX {how}{quote_ident(name or self.name)} ON {self.table.qualified} ({self.column_list()})"
 
     def covers(self, other: Candidate) -> bool:
         """True when this index serves everything ``other`` would (``other`` is a prefix, modulo free order)."""
@@ -75,34 +78,47 @@ class Resolution:
 
 
 def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
-    """Attach each predicate to its table (by alias, or by the unique table holding an unqualified column).
+    """Attach each predicate to its base table and column, looked up the way PostgreSQL does it.
 
-    ``tables`` maps each alias of ``shape.tables`` to its catalog entry.
+    ``tables`` maps each alias of ``shape.tables`` (unique within the shape) to its catalog entry. A column is
+    found in the innermost scope that has it, through CTEs, subqueries and views down to the base table; one
+    that is ambiguous, unknown, or computed (an aggregate, a MATERIALIZED CTE's output) is noted and skipped.
     """
     plans = {alias: TablePlan(info) for alias, info in tables.items()}
     notes: list[str] = []
     params: dict[int, tuple[ColumnStats, Predicate]] = {}
 
-    def owner(qualifier: str | None, column: str) -> str | None:
+    def owner(qualifier: str | None, column: str, scope: Scope | None) -> tuple[str, str] | None:
+        if scope is not None:
+            found = _lookup(scope, qualifier, column, tables)
+            return found if isinstance(found, tuple) else None
+        # a shape built by hand, without scopes: one flat FROM list
         if qualifier is not None:
             alias = qualifier if qualifier in plans else None
             if alias is None:  # qualified by the table name although it has an alias
                 alias = next((a for a, p in plans.items() if p.table.name == qualifier), None)
-            return alias if alias is not None and column in plans[alias].table.columns else None
+            return (alias, column) if alias is not None and column in plans[alias].table.columns else None
         holders = [a for a, p in plans.items() if column in p.table.columns]
-        return holders[0] if len(holders) == 1 else None
+        return (holders[0], column) if len(holders) == 1 else None
 
     joins: list[tuple[str, str]] = []
     for pred in shape.predicates:
-        alias = owner(pred.qualifier, pred.column)
-        if alias is None:
+        found = owner(pred.qualifier, pred.column, pred.scope)
+        if found is None:
             notes.append(f"column {pred.column!r} not found in exactly one table of the query: skipped")
             continue
+        alias, column = found
         plan = plans[alias]
-        if pred.param is not None:
-            params[pred.param] = (plan.table.columns[pred.column], pred)
+        if column != pred.column:
+            pred = replace(pred, column=column)  # read through a view or subquery: the base table's name
+        stats = plan.table.columns[column]
+        if pred.kind == "in" and len(pred.params) > 1:
+            for number in pred.params:  # an expanded IN list: each $n is one value of the column
+                params[number] = (stats, replace(pred, kind="eq", op="=", param=number, params=(number,)))
+        elif pred.param is not None:
+            params[pred.param] = (stats, pred)
         if pred.kind == "join":
-            joins.append((alias, pred.column))
+            joins.append((alias, column))
         else:
             _add(plan, pred)
     # A join column is an equality on the inner side of a nested loop; which side is inner is the planner's
@@ -111,10 +127,117 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
     for alias, column in joins:
         _unique_append(plans[alias].joins, column)
     if shape.order_by:
-        owners = {owner(item.qualifier, item.column) for item in shape.order_by}
-        if len(owners) == 1 and None not in owners:
-            plans[owners.pop() or ""].order = list(shape.order_by)
+        resolved = [_order_owner(item, shape, tables, owner) for item in shape.order_by]
+        owners = {r[0] for r in resolved if r is not None}
+        if None not in resolved and len(owners) == 1:
+            plans[owners.pop()].order = [
+                OrderItem(None, r[1], item.desc) for r, item in zip(resolved, shape.order_by, strict=True) if r
+            ]
     return Resolution(list(plans.values()), notes, params)
+
+
+_Owner = Callable[[str | None, str, Scope | None], "tuple[str, str] | None"]
+
+
+def _order_owner(
+    item: OrderItem, shape: QueryShape, tables: dict[str, TableInfo], owner: _Owner
+) -> tuple[str, str] | None:
+    if item.position is None:
+        return owner(item.qualifier, item.column, item.scope)
+    if item.scope is None:
+        return None
+    expanded = _expand(shape.targets, item.scope, tables)
+    if expanded is None or len(expanded) < item.position:
+        return None
+    relation, column = expanded[item.position - 1]
+    if relation is None or column is None:
+        return None
+    found = _in_relation(relation, column, tables)
+    return found if isinstance(found, tuple) else None
+
+
+def _expand(
+    targets: list[Target], scope: Scope, tables: dict[str, TableInfo]
+) -> list[tuple[Relation | None, str | None]] | None:
+    """The select list with ``*`` written out in column order (the catalog's, for base tables)."""
+    out: list[tuple[Relation | None, str | None]] = []
+    for target in targets:
+        if not target.star:
+            if target.column is None:
+                out.append((None, None))
+                continue
+            relation = _relation(scope, target.qualifier, target.column, tables)
+            out.append((relation, target.column))
+            continue
+        relations = [r for r in scope.relations if target.qualifier in (None, r.name)]
+        for relation in relations:
+            if relation.table is None or relation.table not in tables:
+                return None  # a subquery's or function's columns in order: not worth the bookkeeping
+            out.extend((relation, name) for name in tables[relation.table].columns)
+    return out
+
+
+def _relation(scope: Scope, qualifier: str | None, column: str, tables: dict[str, TableInfo]) -> Relation | None:
+    for relation in scope.relations:
+        if qualifier is not None and relation.name == qualifier:
+            return relation
+        if qualifier is None and _in_relation(relation, column, tables) is not _MISSING:
+            return relation
+    return None
+
+
+class _Missing:
+    """The relation has no such column (keep looking in other relations and outer scopes)."""
+
+
+class _Computed:
+    """The relation has the column but it is not a base table's column an index could serve."""
+
+
+_MISSING: Final = _Missing()
+_COMPUTED: Final = _Computed()
+_Found = tuple[str, str] | _Missing | _Computed
+
+
+def _lookup(
+    scope: Scope, qualifier: str | None, column: str, tables: dict[str, TableInfo], outward: bool = True
+) -> _Found:
+    """Where ``qualifier.column`` comes from: (unique table alias, base column), or why there is none."""
+    current: Scope | None = scope
+    while current is not None:
+        if qualifier is not None:
+            named = [r for r in current.relations if r.name == qualifier]
+            if named:
+                return _in_relation(named[0], column, tables)
+        else:
+            found = [f for r in current.relations if (f := _in_relation(r, column, tables)) is not _MISSING]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                return _COMPUTED  # ambiguous: PostgreSQL would refuse the query
+        current = current.parent if outward else None
+    return _MISSING
+
+
+def _in_relation(relation: Relation, column: str, tables: dict[str, TableInfo], depth: int = 0) -> _Found:
+    if relation.table is not None:
+        info = tables.get(relation.table)
+        return (relation.table, column) if info is not None and column in info.columns else _MISSING
+    if relation.columns is not None:
+        return _COMPUTED if column in relation.columns else _MISSING
+    derived = relation.derived
+    if derived is None or depth > 32:
+        return _MISSING
+    for output in derived.outputs:
+        if output.star:
+            inner = _lookup(derived.scope, output.qualifier, column, tables, outward=False)
+            if inner is not _MISSING:
+                return inner if derived.pushdown else _COMPUTED
+        elif output.name == column:
+            if output.column is None or not derived.pushdown:
+                return _COMPUTED
+            return _lookup(derived.scope, output.qualifier, output.column, tables, outward=False)
+    return _MISSING
 
 
 def _add(plan: TablePlan, pred: Predicate) -> None:
@@ -223,7 +346,3 @@ def _prefix_of(candidate: Candidate, columns: tuple[IndexColumn, ...]) -> bool:
     same = all(a.desc == b.desc for a, b in zip(tail, have, strict=True))
     flipped = all(a.desc != b.desc for a, b in zip(tail, have, strict=True))
     return same or flipped
-
-
-def _quote(name: str) -> str:
-    return name if name.isidentifier() and name == name.lower() else '"' + name.replace('"', '""') + '"'
