@@ -6,7 +6,7 @@ import pytest
 
 from pgpulse.advisor.candidates import Candidate, IndexColumn, candidates_for, covering_index, resolve
 from pgpulse.advisor.catalog import ColumnStats, ExistingIndex, TableInfo
-from pgpulse.advisor.parse import UnsupportedQuery, analyze
+from pgpulse.advisor.parse import NotAQuery, UnsupportedQuery, analyze
 
 
 def _table(name: str, distinct: dict[str, float], indexes: tuple[ExistingIndex, ...] = ()) -> TableInfo:
@@ -234,3 +234,24 @@ def test_same_alias_in_two_scopes_stays_apart() -> None:
         "SELECT * FROM posts p WHERE p.user_id = 1 AND p.id IN (SELECT p.id FROM posts p WHERE p.status = 'x')"
     )
     assert got["p"]["eq"] == ["user_id"] and got["p#2"]["eq"] == ["status"]
+
+
+@pytest.mark.parametrize(
+    "sql", ["BEGIN ISOLATION LEVEL READ COMMITTED", "SHOW standard_conforming_strings", "INSERT INTO t VALUES ($1)"]
+)
+def test_log_noise_is_not_a_query(sql: str) -> None:
+    with pytest.raises(NotAQuery):
+        analyze(sql)
+
+
+def test_insert_select_reads_its_select() -> None:
+    shape = analyze("INSERT INTO archive SELECT * FROM posts WHERE status = $1")
+    assert shape.statement == "insert" and [t.name for t in shape.tables] == ["posts"]
+    assert [(p.column, p.param) for p in shape.predicates] == [("status", 1)]
+
+
+def test_normalized_constants_in_the_select_list_get_a_placeholder() -> None:
+    shape = analyze(
+        "SELECT json_build_object($2, u.id, $3, $4::json, $5::timestamptz) FROM users u WHERE u.id = $1 LIMIT $6"
+    )
+    assert shape.placeholder_params == {2, 3, 4}  # not $5: '0' is no timestamp; not $1 (a column's value)

@@ -13,7 +13,7 @@ import asyncpg
 
 from pgpulse.advisor.candidates import Candidate, candidates_for, covering_index, resolve
 from pgpulse.advisor.catalog import TableInfo, load_table
-from pgpulse.advisor.parse import QueryShape, UnsupportedQuery
+from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
 from pgpulse.advisor.verify import Costed, Trial, Verifier, bind, bind_limits
 from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import WorkloadQuery
@@ -145,7 +145,7 @@ class Advisor:
         try:
             shape = await analyze_with_views(self.conn, query.sql)  # views read through to their tables
         except UnsupportedQuery as exc:
-            return Verdict(query, noise if "reads no table" in str(exc) else "skipped", str(exc))
+            return Verdict(query, noise if isinstance(exc, NotAQuery) else "skipped", str(exc))
         wanted = self.options.table
         if wanted and not any(wanted in (r.name, f"{r.schema}.{r.name}") for r in shape.tables):
             return Verdict(query, "ignored", f"does not read {wanted}")

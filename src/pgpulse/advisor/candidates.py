@@ -22,6 +22,7 @@ from pgpulse.advisor.parse import OrderItem, Predicate, QueryShape, Relation, Sc
 from pgpulse.sql import quote_ident
 
 MAX_NAME = 63
+PLACEHOLDER = ColumnStats("", "text", None, None, mcv=("0",))  # the value of a constant the plan does not look at
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,10 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
             joins.append((alias, column))
         else:
             _add(plan, pred)
+    for number in sorted(shape.placeholder_params - set(params)):
+        # A normalized constant in the select list (``json_build_object($2, …)``): any value plans the same, and
+        # without one the statement cannot even be PREPAREd for a generic plan (no type to infer).
+        params[number] = (PLACEHOLDER, Predicate(None, "", "eq", param=number))
     # A join column is an equality on the inner side of a nested loop; which side is inner is the planner's
     # choice, so both sides get a candidate and verification keeps the one that helps (usually the foreign-key
     # side: the primary-key side has its index already).

@@ -34,8 +34,19 @@ FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "="}
 MAX_VIEW_DEPTH = 16  # views defined on views: deeper than this is a loop or not worth following
 
 
+# Types whose input accepts the text '0': a normalized constant cast to one of them can be given that value.
+ZERO_TYPES = frozenset(
+    {"int2", "int4", "int8", "numeric", "float4", "float8", "bool", "text", "varchar", "bpchar", "json", "jsonb"}
+)
+
+
 class UnsupportedQuery(ValueError):
     """The statement cannot be analysed (not SQL, not a single SELECT/UPDATE/DELETE); the message says why."""
+
+
+class NotAQuery(UnsupportedQuery):
+    """A statement no index can speed up (transaction control, SET/SHOW, INSERT … VALUES, no table read): the
+    normal noise of a server log or pg_stat_statements, not a failure to report."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,9 @@ class QueryShape:
     targets: list[Target] = field(default_factory=list)  # the top-level select list
     scope: Scope | None = None  # the top-level FROM scope
     views: set[tuple[str | None, str]] = field(default_factory=set)  # views read (expanded when definitions given)
+    # $n in the select list (pg_stat_statements' normalized constants, ``json_build_object($2, u.id)``): the plan
+    # does not depend on them, but PREPARE cannot infer a type for some, so they get the placeholder value '0'
+    placeholder_params: set[int] = field(default_factory=set)
 
 
 ViewDefinitions = Mapping[tuple[str | None, str], str]
@@ -133,14 +147,20 @@ def analyze(sql: str, views: ViewDefinitions | None = None) -> QueryShape:
     """The shape of one statement. ``views`` maps ``(schema, name)`` (schema None: found on the search path) to
     the view's defining SELECT; a view not in it is taken for a table."""
     stmt = _parse_one(sql)
-    if not isinstance(stmt, (ast.SelectStmt, ast.UpdateStmt, ast.DeleteStmt)):
-        raise UnsupportedQuery(f"{type(stmt).__name__} is not a query an index can speed up")
+    inserts_rows = isinstance(stmt, ast.InsertStmt) and (
+        not isinstance(stmt.selectStmt, ast.SelectStmt) or stmt.selectStmt.valuesLists is not None
+    )
+    if not isinstance(stmt, (ast.SelectStmt, ast.UpdateStmt, ast.DeleteStmt, ast.InsertStmt)) or inserts_rows:
+        what = "INSERT … VALUES" if inserts_rows else type(stmt).__name__
+        raise NotAQuery(f"{what} is not a query an index can speed up")
     reader = _Reader(sql, views or {})
     reader.statement(stmt)
     shape = reader.shape
     if not shape.tables:
-        raise UnsupportedQuery("the query reads no table")
-    shape.params = {n.number for n in _walk(stmt) if isinstance(n, ast.ParamRef) and n.number is not None}
+        raise NotAQuery("the query reads no table")
+    nodes = _walk(stmt)
+    shape.params = {n.number for n in nodes if isinstance(n, ast.ParamRef) and n.number is not None}
+    shape.placeholder_params = _placeholders(stmt) - {p.param for p in shape.predicates if p.param is not None}
     return shape
 
 
@@ -170,6 +190,11 @@ class _Reader:
         if isinstance(stmt, ast.SelectStmt):
             scope = self.select(stmt, None, top=True)
             self.shape.scope = scope
+        elif isinstance(stmt, ast.InsertStmt):  # INSERT … SELECT: the SELECT is what an index can speed up
+            self.shape.statement = "insert"
+            scope = Scope()
+            self.with_clause(stmt.withClause, scope)
+            self.shape.scope = self.select(stmt.selectStmt, scope)
         else:
             self.shape.statement = "update" if isinstance(stmt, ast.UpdateStmt) else "delete"
             scope = Scope()
@@ -464,6 +489,26 @@ def _pushable(query: Any) -> bool:
     if query.limitCount is not None or query.limitOffset is not None:
         return False
     return not any(isinstance(n, ast.FuncCall) and n.over is not None for n in _walk(query.targetList))
+
+
+def _placeholders(stmt: Any) -> set[int]:
+    """Parameters of the top-level select list, except under a cast to a type that would refuse '0'."""
+    found: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(getattr(stmt, "targetList", None), True)]
+    while stack:
+        node, ok = stack.pop()
+        if isinstance(node, (tuple, list)):
+            stack.extend((n, ok) for n in node)
+        elif isinstance(node, ast.ParamRef):
+            if ok and node.number is not None:
+                found.add(node.number)
+        elif isinstance(node, ast.TypeCast):
+            names = [str(n.sval) for n in node.typeName.names or ()] if node.typeName is not None else []
+            array = bool(node.typeName is not None and node.typeName.arrayBounds)
+            stack.append((node.arg, ok and bool(names) and names[-1] in ZERO_TYPES and not array))
+        elif isinstance(node, ast.Node):
+            stack.extend((getattr(node, name), ok) for name in node)
+    return found
 
 
 def _function_name(node: Any) -> str:
