@@ -279,7 +279,10 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
     eq_words = _describe(equality, info, rows)
     order = [o for o in plan.order if o.column not in equality]
     if order and not in_list:
-        tail = [IndexColumn(o.column, o.desc) for o in order]
+        # A B-tree is read backwards as cheaply as forwards: an index that is nothing but a descending sort key
+        # is written ascending, the usual form, which serves ORDER BY … ASC as well (Dexter writes it so too).
+        flip = not equality and all(o.desc for o in order)
+        tail = [IndexColumn(o.column, o.desc and not flip) for o in order]
         sort_words = ", ".join(c.sql() for c in tail)
         offer(
             head + tail,
