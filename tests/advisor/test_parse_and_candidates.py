@@ -255,3 +255,16 @@ def test_normalized_constants_in_the_select_list_get_a_placeholder() -> None:
         "SELECT json_build_object($2, u.id, $3, $4::json, $5::timestamptz) FROM users u WHERE u.id = $1 LIMIT $6"
     )
     assert shape.placeholder_params == {2, 3, 4}  # not $5: '0' is no timestamp; not $1 (a column's value)
+
+
+def test_only_btree_keyable_types_become_keys_and_keys_are_capped() -> None:
+    info = _table(
+        "docs", {"id": -1.0, "doc": -1.0, "spot": -1.0, "tags": -1.0, **{f"c{i}": 10.0 + i for i in range(7)}}
+    )
+    types = {"doc": "json", "spot": "point", "tags": "character varying(20)[]"}
+    info.columns = {n: ColumnStats(n, types.get(n, "integer"), s.n_distinct, 0.0) for n, s in info.columns.items()}
+    shape = analyze("SELECT * FROM docs WHERE doc = $1 AND tags = $2 ORDER BY spot LIMIT 5")
+    assert [_cols(c) for c in candidates_for(resolve(shape, {"docs": info}).plans[0])] == [["tags"]]
+    wide = " AND ".join(f"c{i} = {i}" for i in range(7))
+    first = candidates_for(resolve(analyze(f"SELECT * FROM docs WHERE {wide}"), {"docs": info}).plans[0])[0]
+    assert _cols(first) == ["c6", "c5", "c4", "c3", "c2"]  # five keys, the most selective first

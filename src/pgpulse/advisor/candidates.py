@@ -22,6 +22,9 @@ from pgpulse.advisor.parse import OrderItem, Predicate, QueryShape, Relation, Sc
 from pgpulse.sql import quote_ident
 
 MAX_NAME = 63
+MAX_KEY_COLUMNS = 5  # wider keys are rarely more selective, and every write pays for each column
+# Core types without a default B-tree operator class (``pg_opclass``): never index keys.
+NO_BTREE_TYPES = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle", "jsonpath"})
 PLACEHOLDER = ColumnStats("", "text", None, None, mcv=("0",))  # the value of a constant the plan does not look at
 
 
@@ -259,17 +262,39 @@ def _unique_append(items: list[str], value: str) -> None:
         items.append(value)
 
 
+def btree_keyable(stats: ColumnStats) -> bool:
+    """Can the column be a B-tree key? Not when its type has no default B-tree operator class (``json``, ``xml``,
+    the geometric types): ``CREATE INDEX`` would fail, and no ``=`` or ORDER BY on it can use an index anyway."""
+    name = stats.type.lower()
+    while name.endswith("[]"):
+        name = name[:-2]
+    return name.split("(")[0].strip() not in NO_BTREE_TYPES
+
+
 def candidates_for(plan: TablePlan) -> list[Candidate]:
-    """Every shape worth costing for one table, most complete first; duplicates removed."""
+    """Every shape worth costing for one table, most complete first; duplicates removed.
+
+    Only B-tree-keyable columns become keys (:func:`btree_keyable`), and at most ``MAX_KEY_COLUMNS`` of them.
+    """
     info = plan.table
     rows = info.rows
-    equality = sorted(plan.equality, key=lambda c: -info.columns[c].distinct(rows))
-    in_list = [c for c in sorted(plan.in_list, key=lambda c: -info.columns[c].distinct(rows)) if c not in equality]
-    ranges = [c for c in plan.ranges if c not in equality and c not in in_list]
+
+    def keyable(names: list[str]) -> list[str]:
+        return [c for c in names if c in info.columns and btree_keyable(info.columns[c])]
+
+    equality = sorted(keyable(plan.equality), key=lambda c: -info.columns[c].distinct(rows))
+    in_list = [
+        c for c in sorted(keyable(plan.in_list), key=lambda c: -info.columns[c].distinct(rows)) if c not in equality
+    ]
+    ranges = [c for c in keyable(plan.ranges) if c not in equality and c not in in_list]
     head = [IndexColumn(c) for c in equality]
     found: list[Candidate] = []
+    sortable = all(o.column in info.columns and btree_keyable(info.columns[o.column]) for o in plan.order)
+    plan_order = plan.order if sortable else []
+    joins = keyable(plan.joins)
 
     def offer(columns: list[IndexColumn], reason: str, free: int = len(equality)) -> None:
+        columns = columns[:MAX_KEY_COLUMNS]
         if not columns:
             return
         candidate = Candidate(info, f"{info.schema}.{info.name}", tuple(columns), min(free, len(columns)), reason)
@@ -277,7 +302,7 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
             found.append(candidate)
 
     eq_words = _describe(equality, info, rows)
-    order = [o for o in plan.order if o.column not in equality]
+    order = [o for o in plan_order if o.column not in equality]
     if order and not in_list:
         # A B-tree is read backwards as cheaply as forwards: an index that is nothing but a descending sort key
         # is written ascending, the usual form, which serves ORDER BY … ASC as well (Dexter writes it so too).
@@ -288,7 +313,7 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
             head + tail,
             (f"equality on {eq_words}, then " if equality else "")
             + f"ORDER BY {sort_words}: one index scan returns the rows already sorted"
-            + (", and LIMIT stops after the first ones" if plan.order else ""),
+            + (", and LIMIT stops after the first ones" if plan_order else ""),
         )
     in_words = f"IN list on {', '.join(in_list)}, then " if in_list else ""
     for column in ranges:
@@ -307,7 +332,7 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
         offer(head, f"equality on {eq_words}")
         if len(equality) > 1:
             offer(head[:1], f"equality on {_describe(equality[:1], info, rows)} (most selective column alone)", 1)
-    for column in plan.joins:
+    for column in joins:
         others = [c for c in equality if c != column]
         offer(
             [IndexColumn(column)] + [IndexColumn(c) for c in others],
