@@ -36,9 +36,17 @@ def test_seed_query_candidate_is_exactly_the_composite() -> None:
     assert _cols(candidates_for(plan)[0]) == ["user_id", "status", "created_at DESC"]  # selectivity, not text order
 
 
-def test_or_not_and_expressions_are_not_indexable_predicates() -> None:
-    shape = analyze("SELECT * FROM users WHERE (a = 1 OR b = 2) AND NOT c = 3 AND lower(email) = $1 AND d::text = 'x'")
-    assert shape.predicates == []
+def test_or_not_and_casts_are_not_plain_predicates_but_immutable_expressions_are() -> None:
+    shape = analyze(
+        "SELECT * FROM users WHERE (a = 1 OR b = 2) AND NOT c = 3 AND lower(email) = $1 AND d::text = 'x' "
+        "AND date(created_at) = $2 AND data ->> 'k' = 'v'"
+    )
+    got = [(p.column, p.kind, p.param, p.expression is not None) for p in shape.predicates]
+    assert got == [("email", "eq", 1, True), ("data", "eq", None, True)]  # date(timestamptz) is not immutable
+    users = _table("users", {"id": -1.0, "email": -1.0, "data": -1.0})
+    plan = resolve(shape, {"users": users}).plans[0]
+    assert plan.expressions == ["lower(email)", "data ->> 'k'"] and plan.equality == []
+    assert [_cols(c) for c in candidates_for(plan)] == [["(lower(email))"], ["(data ->> 'k')"]]
 
 
 def test_between_in_any_and_is_null() -> None:

@@ -13,15 +13,28 @@ Example, the seed query ``WHERE user_id = $1 AND status = 'published' ORDER BY c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
 from pgpulse.advisor.catalog import ColumnStats, ExistingIndex, TableInfo
-from pgpulse.advisor.parse import OrderItem, Predicate, QueryShape, Relation, Scope, Target
+from pgpulse.advisor.parse import (
+    OrderItem,
+    Predicate,
+    QueryShape,
+    Relation,
+    Scope,
+    Target,
+    index_keys,
+    render_constant,
+    render_expression,
+)
 from pgpulse.sql import quote_ident
 
 MAX_NAME = 63
+RARE_SHARE = 0.05  # a value on at most this share of the rows is rare enough for a partial index
+PARTIAL_MAX_DISTINCT = 100  # ... of a column with at most this many distinct values
 MAX_KEY_COLUMNS = 5  # wider keys are rarely more selective, and every write pays for each column
 # Core types without a default B-tree operator class (``pg_opclass``): never index keys.
 NO_BTREE_TYPES = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle", "jsonpath"})
@@ -30,11 +43,13 @@ PLACEHOLDER = ColumnStats("", "text", None, None, mcv=("0",))  # the value of a 
 
 @dataclass(frozen=True)
 class IndexColumn:
-    name: str
+    name: str  # a column name, or for an expression key its SQL (rendered by pglast: ``lower(email)``)
     desc: bool = False
+    expression: bool = False
 
     def sql(self) -> str:
-        return f"{quote_ident(self.name)} DESC" if self.desc else quote_ident(self.name)
+        key = f"({self.name})" if self.expression else quote_ident(self.name)
+        return f"{key} DESC" if self.desc else key
 
 
 @dataclass(frozen=True)
@@ -44,10 +59,12 @@ class Candidate:
     columns: tuple[IndexColumn, ...]
     equality: int  # how many leading columns are equality columns (their order among themselves is free)
     reason: str = field(compare=False, default="")
+    where: str | None = None  # a partial index's predicate, as SQL rendered by pglast (``status = 'failed'``)
 
     @property
     def name(self) -> str:
-        base = "ix_" + self.table.name + "_" + "_".join(c.name for c in self.columns)
+        words = [re.sub(r"\W+", "_", c.name).strip("_") for c in self.columns]
+        base = "ix_" + self.table.name + "_" + "_".join(words) + ("_partial" if self.where else "")
         return base[:MAX_NAME]
 
     def column_list(self) -> str:
@@ -55,11 +72,13 @@ class Candidate:
 
     def create_sql(self, concurrently: bool = True, name: str | None = None) -> str:
         how = "CONCURRENTLY " if concurrently else ""
-        return f"CREATE INDEX {how}{quote_ident(name or self.name)} ON {self.table.qualified} ({self.column_list()})"
+        where = f" WHERE {self.where}" if self.where else ""
+        index = quote_ident(name or self.name)
+        return f"CREATE INDEX {how}{index} ON {self.table.qualified} ({self.column_list()}){where}"
 
     def covers(self, other: Candidate) -> bool:
         """True when this index serves everything ``other`` would (``other`` is a prefix, modulo free order)."""
-        return self.table_key == other.table_key and _prefix_of(other, self.columns)
+        return self.table_key == other.table_key and self.where == other.where and _prefix_of(other, self.columns)
 
 
 @dataclass
@@ -72,6 +91,8 @@ class TablePlan:
     ranges: list[str] = field(default_factory=list)
     joins: list[str] = field(default_factory=list)  # columns equated with another table's column
     order: list[OrderItem] = field(default_factory=list)  # only when every ORDER BY column is on this table
+    expressions: list[str] = field(default_factory=list)  # ``lower(email)`` compared with a value (rendered SQL)
+    constants: dict[str, str] = field(default_factory=dict)  # equality column -> the constant it is compared with
 
 
 @dataclass
@@ -119,7 +140,7 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
         if pred.kind == "in" and len(pred.params) > 1:
             for number in pred.params:  # an expanded IN list: each $n is one value of the column
                 params[number] = (stats, replace(pred, kind="eq", op="=", param=number, params=(number,)))
-        elif pred.param is not None:
+        elif pred.param is not None and pred.expression is None:  # an expression's value is no column value
             params[pred.param] = (stats, pred)
         if pred.kind == "join":
             joins.append((alias, column))
@@ -249,6 +270,12 @@ def _in_relation(relation: Relation, column: str, tables: dict[str, TableInfo], 
 
 
 def _add(plan: TablePlan, pred: Predicate) -> None:
+    if pred.expression is not None:
+        if pred.kind == "eq":
+            _unique_append(plan.expressions, render_expression(pred.expression, pred.column))
+        return
+    if pred.kind == "eq" and pred.constant is not None:
+        plan.constants.setdefault(pred.column, pred.constant)
     if pred.kind in ("eq", "null"):
         _unique_append(plan.equality, pred.column)
     elif pred.kind == "in":
@@ -293,15 +320,34 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
     plan_order = plan.order if sortable else []
     joins = keyable(plan.joins)
 
-    def offer(columns: list[IndexColumn], reason: str, free: int = len(equality)) -> None:
+    def offer(columns: list[IndexColumn], reason: str, free: int = len(equality), where: str | None = None) -> None:
         columns = columns[:MAX_KEY_COLUMNS]
         if not columns:
             return
-        candidate = Candidate(info, f"{info.schema}.{info.name}", tuple(columns), min(free, len(columns)), reason)
+        key = f"{info.schema}.{info.name}"
+        candidate = Candidate(info, key, tuple(columns), min(free, len(columns)), reason, where)
         if candidate not in found:
             found.append(candidate)
 
     eq_words = _describe(equality, info, rows)
+    for column, value in plan.constants.items():
+        share = _share(info.columns[column], value, rows)
+        if column not in equality or share is None or share > RARE_SHARE:
+            continue
+        # A rare value of a column with few values (``status = 'failed'``): a partial index holds only its rows,
+        # a fraction of the size of a full one, and the query's other columns become its keys.
+        rest = [c for c in equality if c != column]
+        sort = [o for o in plan_order if o.column not in equality] if not in_list else []
+        flip_tail = not rest and all(o.desc for o in sort)  # read backwards, as above
+        tail = [IndexColumn(o.column, o.desc and not flip_tail) for o in sort]
+        keys = [IndexColumn(c) for c in rest] + (tail or [IndexColumn(c) for c in in_list + ranges[:1]])
+        where = f"{quote_ident(column)} = {render_constant(value)}"
+        offer(
+            keys or [IndexColumn(column)],
+            f"{column} = {value!r} is rare (~{share:.1%} of the rows): a partial index holds only those rows",
+            len(rest),
+            where,
+        )
     order = [o for o in plan_order if o.column not in equality]
     if order and not in_list:
         # A B-tree is read backwards as cheaply as forwards: an index that is nothing but a descending sort key
@@ -328,6 +374,11 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
             (f"equality on {eq_words}, then " if equality else "") + f"IN list on {', '.join(in_list)}",
             len(equality) + len(in_list),
         )
+    for expression in plan.expressions:
+        key = IndexColumn(expression, expression=True)
+        words = (f"equality on {eq_words} and " if equality else "") + f"on the expression {expression}"
+        offer([*head, key], words, len(equality) + 1)
+        offer([key], f"equality on the expression {expression}: an index on the expression serves it", 1)
     if equality:
         offer(head, f"equality on {eq_words}")
         if len(equality) > 1:
@@ -345,6 +396,19 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
     return found
 
 
+def _share(stats: ColumnStats, value: str, rows: float) -> float | None:
+    """The fraction of rows with ``value``, from pg_stats; None unless the column has few distinct values (a
+    status, a kind: where a partial index per value makes sense) and statistics to tell."""
+    distinct = stats.distinct(rows)
+    if not stats.mcv or not 0 < distinct <= PARTIAL_MAX_DISTINCT:
+        return None
+    if value in stats.mcv:
+        return stats.mcf[stats.mcv.index(value)] if len(stats.mcf) == len(stats.mcv) else None
+    others = distinct - len(stats.mcv)
+    rest = max(0.0, 1.0 - sum(stats.mcf) - (stats.null_frac or 0.0))
+    return rest / others if others > 0 else 0.0
+
+
 def _describe(columns: list[str], info: TableInfo, rows: float) -> str:
     parts = []
     for name in columns:
@@ -359,6 +423,9 @@ def covering_index(candidate: Candidate) -> ExistingIndex | None:
         if index.method != "btree" or not index.valid or index.partial:
             continue
         columns = tuple(IndexColumn(name, desc) for name, desc in index.columns)
+        if any(c.expression for c in candidate.columns):
+            keys = index_keys(index.definition) or []
+            columns = tuple(IndexColumn(name, desc, expression) for name, desc, expression in keys)
         if _prefix_of(candidate, columns):
             return index
     return None

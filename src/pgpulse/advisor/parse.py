@@ -23,6 +23,7 @@ with representative values from ``pg_stats``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,9 @@ class Predicate:
     param: int | None = None  # $n compared with the column, for representative values
     params: tuple[int, ...] = ()  # every $n compared with the column (an expanded IN list has several)
     scope: Scope | None = field(default=None, compare=False, hash=False, repr=False)  # where the column is looked up
+    # ``lower(email) = $1``: the expression over ``column`` (an index on the expression serves it), else None
+    expression: Any = field(default=None, compare=False, hash=False, repr=False)
+    constant: str | None = None  # ``status = 'failed'``: the constant's text (a partial index may suit a rare one)
 
 
 @dataclass(frozen=True)
@@ -411,15 +415,21 @@ class _Reader:
                 return
             if op not in RANGE_OPS and op != "=":
                 return
+            expression = None
             if left and _is_value(node.rexpr):
                 column, value = left, node.rexpr
             elif right and _is_value(node.lexpr):
                 column, value, op = right, node.lexpr, FLIP[op]
+            elif (found := _indexable_expression(node.lexpr)) and _is_value(node.rexpr):
+                (column, expression), value = found, node.rexpr
+            elif (found := _indexable_expression(node.rexpr)) and _is_value(node.lexpr):
+                (column, expression), value, op = found, node.lexpr, FLIP[op]
             else:
                 return
             kind = "eq" if op == "=" else "range"
             number = _param(value)
-            add(Predicate(column[0], column[1], kind, op, number, _direct(number), scope))
+            constant = _constant(value) if expression is None else None
+            add(Predicate(column[0], column[1], kind, op, number, _direct(number), scope, expression, constant))
         elif node.kind in (A_Expr_Kind.AEXPR_IN, A_Expr_Kind.AEXPR_OP_ANY) and op == "=" and left:
             values = node.rexpr if isinstance(node.rexpr, (tuple, list)) else (node.rexpr,)
             if all(_is_value(v) for v in values):
@@ -509,6 +519,91 @@ def _placeholders(stmt: Any) -> set[int]:
         elif isinstance(node, ast.Node):
             stack.extend((getattr(node, name), ok) for name in node)
     return found
+
+
+# Functions and operators PostgreSQL marks IMMUTABLE (an index expression must be): lower(email),
+# data ->> 'key'. Anything else is left to the user: date(created_at) on a timestamptz is only STABLE.
+IMMUTABLE_FUNCTIONS = frozenset({"lower", "upper", "btrim", "ltrim", "rtrim", "md5", "abs", "left", "right", "substr"})
+IMMUTABLE_OPERATORS = frozenset({"->>", "->", "#>>", "#>"})
+
+
+def _indexable_expression(node: Any) -> tuple[tuple[str | None, str], Any] | None:
+    """``lower(email)``, ``data ->> 'k'``: an immutable expression over exactly one column and constants."""
+    if isinstance(node, ast.FuncCall):
+        name = [str(n.sval) for n in node.funcname or ()]
+        if name[-1:] and name[-1] in IMMUTABLE_FUNCTIONS and name[:-1] in ([], ["pg_catalog"]) and node.over is None:
+            parts = list(node.args or ())
+        else:
+            return None
+    elif isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
+        if node.name[-1].sval not in IMMUTABLE_OPERATORS or node.lexpr is None:
+            return None
+        parts = [node.lexpr, node.rexpr]
+    else:
+        return None
+    columns = [c for part in parts if (c := _column(part))]
+    others = [part for part in parts if not _column(part)]
+    if len(columns) != 1 or not all(isinstance(_unwrap(o), ast.A_Const) for o in others):
+        return None
+    return columns[0], node
+
+
+def render_expression(expression: Any, column: str) -> str:
+    """The expression as SQL for an index definition, its column unqualified and named as in the base table.
+
+    Serialised by pglast from the parse tree, so identifiers are quoted and constants escaped the way PostgreSQL
+    reads them back (``data ->> 'it''s'``); no text from the query is pasted."""
+    from pglast.stream import RawStream
+
+    copy = deepcopy(expression)
+    for node in _walk(copy):
+        if isinstance(node, ast.ColumnRef):
+            node.fields = (ast.String(sval=column),)
+    return str(RawStream()(copy))
+
+
+def index_keys(definition: str) -> list[tuple[str, bool, bool]] | None:
+    """The keys of an index from its ``pg_get_indexdef`` text: (column name or expression SQL, desc, expression),
+    expressions rendered as :func:`render_expression` renders a query's, so the two compare equal."""
+    from pglast.stream import RawStream
+
+    try:
+        stmt = _parse_one(definition)
+    except UnsupportedQuery:
+        return None
+    if not isinstance(stmt, ast.IndexStmt):
+        return None
+    keys = []
+    for elem in stmt.indexParams or ():
+        desc = elem.ordering == SortByDir.SORTBY_DESC
+        if elem.name:
+            keys.append((str(elem.name), desc, False))
+            continue
+        columns = [n for n in _walk(elem.expr) if isinstance(n, ast.ColumnRef)]
+        names = {_column(n) for n in columns}
+        if len(names) == 1 and None not in names:
+            keys.append((render_expression(elem.expr, next(iter(names))[1]), desc, True))  # type: ignore[index]
+        else:
+            keys.append((str(RawStream()(elem.expr)), desc, True))
+    return keys
+
+
+def render_constant(value: str) -> str:
+    """A string constant as SQL (pglast's escaping), for a partial index's WHERE."""
+    from pglast.stream import RawStream
+
+    return str(RawStream()(ast.A_Const(val=ast.String(sval=value))))
+
+
+def _constant(node: Any) -> str | None:
+    node = _unwrap(node)
+    if isinstance(node, ast.A_Const) and not node.isnull and node.val is not None:
+        value = node.val
+        if isinstance(value, ast.String):
+            return str(value.sval)
+        if isinstance(value, ast.Integer):
+            return str(value.ival)
+    return None
 
 
 def _function_name(node: Any) -> str:
