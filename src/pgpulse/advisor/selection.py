@@ -119,37 +119,52 @@ async def select_indexes(
             if candidate not in pool and covering_index(candidate) is None:
                 pool.append(candidate)
     chosen: list[Choice] = []
+    affected = {c: [w for w in work if c.table_key in w.tables] for c in pool}
+    # Lazy greedy: a candidate's gain changes only when an index chosen meanwhile serves one of its queries,
+    # so gains are kept between rounds and recomputed only for those (a 50-table workload is 50 small problems).
+    gains: dict[Candidate, tuple[float, float, float, dict[str, float]]] = {}
+    dirty = set(pool)
     while pool and len(chosen) < max_indexes:
-        best: tuple[float, Candidate, float, float, dict[str, float]] | None = None
-        useless: list[Candidate] = []
-        for candidate in pool:
-            affected = [w for w in work if candidate.table_key in w.tables]
-            after = await costs.with_indexes([c.candidate for c in chosen] + [candidate], affected)
+        for candidate in [c for c in pool if c in dirty]:
+            items = affected[candidate]
+            tables = {t for w in items for t in w.tables}
+            present = [c.candidate for c in chosen if c.candidate.table_key in tables]
+            after = await costs.with_indexes([*present, candidate], items)
             saving = 0.0
             helps = False
-            for item in affected:
+            for item in items:
                 gained = max(0.0, current[item.key] - after[item.key])
                 if item.before > 0:
                     saving += item.total_ms * gained / item.before
                     helps = helps or gained >= min_saving_share * item.before
+            dirty.discard(candidate)
             if not helps:
-                useless.append(candidate)
+                pool.remove(candidate)  # with more indexes chosen it can only gain less
+                gains.pop(candidate, None)
                 continue
             write = candidate.table.writes * write_ms_per_row
-            net = saving - write
-            name = f"({candidate.column_list()}) on {candidate.table.name}"
-            log(f"  {name}: saves {saving:,.1f} ms, writes {write:,.1f} ms")
-            if net > 0 and (best is None or net > best[0] or (net == best[0] and _narrower(candidate, best[1]))):
-                best = (net, candidate, saving, write, after)
-        pool = [c for c in pool if c not in useless]
+            gains[candidate] = (saving - write, saving, write, after)
+            where = f"({candidate.column_list()}) on {candidate.table.name}"
+            log(f"  {where}: saves {saving:,.1f} ms, writes {write:,.1f} ms")
+        best: Candidate | None = None
+        for candidate in pool:
+            net = gains[candidate][0]
+            if net > 0 and (
+                best is None or net > gains[best][0] or (net == gains[best][0] and _narrower(candidate, best))
+            ):
+                best = candidate
         if best is None:
             break
-        _, candidate, saving, write, after = best
-        log(f"chose ({candidate.column_list()}) on {candidate.table.name}: net {best[0]:,.1f} ms")
-        chosen.append(Choice(candidate, saving, write))
-        pool.remove(candidate)
+        net, saving, write, after = gains.pop(best)
+        log(f"chose ({best.column_list()}) on {best.table.name}: net {net:,.1f} ms")
+        chosen.append(Choice(best, saving, write))
+        pool.remove(best)
+        changed = set()
         for key, cost in after.items():
-            current[key] = min(current[key], cost)
+            if cost < current[key]:
+                current[key] = cost
+                changed.add(key)
+        dirty |= {c for c in pool if any(w.key in changed for w in affected[c])}
     final = await costs.with_indexes([c.candidate for c in chosen], list(work), usage=True)
     for choice in chosen:
         choice.size_bytes = costs.sizes.get(choice.candidate, 0)
