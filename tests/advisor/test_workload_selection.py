@@ -92,7 +92,7 @@ async def _select(url: str) -> Selected:
         work, skipped = await prepare_work(conn, [WorkloadQuery(s, "argument", c, t) for s, c, t in WORKLOAD])
         assert skipped == {}
         selection = await select_indexes(conn, work)
-        baseline = await per_query_best(conn, work)
+        baseline, _ = await per_query_best(conn, work)
         return work, selection, baseline
     finally:
         await conn.close()
@@ -137,3 +137,15 @@ def test_existing_index_made_redundant_is_listed_for_drop(selected: Selected) ->
     assert [(r.index.name, r.drop_sql) for r in selection.redundant] == [
         ("events_account_id_idx", "DROP INDEX CONCURRENTLY public.events_account_id_idx;")
     ]
+
+
+def test_benchmark_workload_small(hypo_server: EmbeddedPostgres) -> None:
+    """The benchmark end to end on a small instance (the full one: 200 shapes on 50 tables, see the module)."""
+    from pgpulse.advisor.benchmark import run
+
+    url = asyncio.run(create_database(hypo_server.url(), "advise_bench", replace=True))
+    result = asyncio.run(run(url, tables=3, shapes=12, rows=5_000))
+    assert result.shapes == 12
+    assert 0 < len(result.chosen) < len(result.single_indexes)
+    assert result.saving_ms >= 0.9 * result.single_saving_ms
+    assert all(create.startswith("CREATE INDEX ix_pgpulse_bench_t0") for create in result.chosen)

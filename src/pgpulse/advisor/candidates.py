@@ -332,8 +332,9 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
     eq_words = _describe(equality, info, rows)
     for column, value in plan.constants.items():
         share = _share(info.columns[column], value, rows)
-        if column not in equality or share is None or share > RARE_SHARE:
-            continue
+        distinct = info.columns[column].distinct(rows)
+        if column not in equality or share is None or share > RARE_SHARE or share > 0.5 / distinct:
+            continue  # not rare, or not rarer than the column's values are on average (no skew)
         # A rare value of a column with few values (``status = 'failed'``): a partial index holds only its rows,
         # a fraction of the size of a full one, and the query's other columns become its keys.
         rest = [c for c in equality if c != column]

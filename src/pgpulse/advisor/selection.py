@@ -101,7 +101,7 @@ async def select_indexes(
     *,
     write_ms_per_row: float = WRITE_MS_PER_ROW,
     min_saving_share: float = MIN_SAVING_SHARE,
-    max_indexes: int = 50,
+    max_indexes: int = 500,
     log: Callable[[str], None] = lambda _: None,
 ) -> Selection:
     """Greedy set selection over the workload's candidates, costed together with HypoPG on ``conn``."""
@@ -221,8 +221,11 @@ async def prepare_work(
     return items, skipped
 
 
-async def per_query_best(conn: asyncpg.Connection, work: Sequence[Workitem]) -> dict[str, tuple[Candidate, float]]:
-    """The baseline: each query's own cheapest candidate, costed alone (what single-query advice proposes)."""
+async def per_query_best(
+    conn: asyncpg.Connection, work: Sequence[Workitem]
+) -> tuple[dict[str, tuple[Candidate, float]], int]:
+    """The baseline: each query's own cheapest candidate, costed alone (what single-query advice proposes);
+    returns it and the number of EXPLAINs it took."""
     costs = _Costs(conn)
     best: dict[str, tuple[Candidate, float]] = {}
     for item in work:
@@ -233,7 +236,7 @@ async def per_query_best(conn: asyncpg.Connection, work: Sequence[Workitem]) -> 
             used = candidate in costs.used.get(item.key, set())
             if used and after < best.get(item.key, (candidate, item.before))[1]:
                 best[item.key] = (candidate, after)
-    return best
+    return best, costs.explains
 
 
 def _narrower(candidate: Candidate, other: Candidate) -> bool:
