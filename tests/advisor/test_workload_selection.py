@@ -35,6 +35,10 @@ SELECT g,
        'note ' || g
   FROM generate_series(1, 100000) g;
 CREATE INDEX events_account_id_idx ON events (account_id);
+CREATE TABLE people (id int NOT NULL, email text NOT NULL);
+INSERT INTO people SELECT g, 'p' || g || '@example.org' FROM generate_series(1, 20000) g;
+CREATE TABLE orders (id int NOT NULL, person_id int NOT NULL, total numeric NOT NULL);
+INSERT INTO orders SELECT g, 1 + (hashint4(g) & 2147483647) % 20000, g % 100 FROM generate_series(1, 60000) g;
 CREATE TABLE churn (id int PRIMARY KEY, tag text NOT NULL, v int NOT NULL);
 INSERT INTO churn SELECT g, 't' || (g % 2000), 0 FROM generate_series(1, 20000) g;
 """
@@ -149,3 +153,31 @@ def test_benchmark_workload_small(hypo_server: EmbeddedPostgres) -> None:
     assert 0 < len(result.chosen) < len(result.single_indexes)
     assert result.saving_ms >= 0.9 * result.single_saving_ms
     assert all(create.startswith("CREATE INDEX ix_pgpulse_bench_t0") for create in result.chosen)
+
+
+async def _select_for(url: str, sql: str) -> Selection:
+    conn = await asyncpg.connect(url)
+    try:
+        work, skipped = await prepare_work(conn, [WorkloadQuery(sql, "argument", 1000, 5000.0)])
+        assert skipped == {}
+        return await select_indexes(conn, work)
+    finally:
+        await conn.close()
+
+
+def test_or_across_columns_gets_one_index_per_branch_read_as_a_bitmap_or(selection_db: str) -> None:
+    sql = "SELECT * FROM events WHERE note = 'note 5' OR created_at = '2026-03-01 00:00:00+00'"
+    selection = asyncio.run(_select_for(selection_db, sql))
+    assert [(_keys(c.candidate.columns), sorted(c.served)) for c in selection.chosen] == [
+        (["note"], ["q1"]),
+        (["created_at"], ["q1"]),
+    ]
+    assert selection.after["q1"] * 10 < selection.before["q1"]  # neither index alone avoids the scan
+
+
+def test_join_where_both_sides_want_an_index(selection_db: str) -> None:
+    sql = "SELECT o.total FROM people p JOIN orders o ON o.person_id = p.id WHERE p.email = 'p7@example.org'"
+    selection = asyncio.run(_select_for(selection_db, sql))
+    chosen = sorted((c.candidate.table.name, _keys(c.candidate.columns)) for c in selection.chosen)
+    assert chosen == [("orders", ["person_id"]), ("people", ["email"])]
+    assert all(c.served == {"q1": (selection.before["q1"], selection.after["q1"])} for c in selection.chosen)

@@ -93,6 +93,7 @@ class TablePlan:
     order: list[OrderItem] = field(default_factory=list)  # only when every ORDER BY column is on this table
     expressions: list[str] = field(default_factory=list)  # ``lower(email)`` compared with a value (rendered SQL)
     constants: dict[str, str] = field(default_factory=dict)  # equality column -> the constant it is compared with
+    or_groups: list[list[TablePlan]] = field(default_factory=list)  # ``a = 1 OR b = 2``: one plan per branch
 
 
 @dataclass
@@ -150,6 +151,30 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
         # A normalized constant in the select list (``json_build_object($2, …)``): any value plans the same, and
         # without one the statement cannot even be PREPAREd for a generic plan (no type to infer).
         params[number] = (PLACEHOLDER, Predicate(None, "", "eq", param=number))
+    for group in shape.or_groups:
+        branches: list[TablePlan] = []
+        owners: set[str] = set()
+        for branch in group:
+            branch_plan: TablePlan | None = None
+            for pred in branch:
+                found = owner(pred.qualifier, pred.column, pred.scope)
+                if found is None:
+                    branch_plan = None
+                    break
+                alias, column = found
+                owners.add(alias)
+                branch_plan = branch_plan or TablePlan(plans[alias].table)
+                on_base = replace(pred, column=column)
+                if on_base.param is not None and on_base.expression is None:
+                    params[on_base.param] = (plans[alias].table.columns[column], on_base)
+                _add(branch_plan, on_base)
+            if branch_plan is None:
+                break
+            branches.append(branch_plan)
+        if len(owners) == 1 and len(branches) == len(group):
+            plans[owners.pop()].or_groups.append(branches)
+        else:
+            notes.append("an OR across tables (or over unknown columns): no set of indexes serves it")
     # A join column is an equality on the inner side of a nested loop; which side is inner is the planner's
     # choice, so both sides get a candidate and verification keeps the one that helps (usually the foreign-key
     # side: the primary-key side has its index already).
@@ -395,6 +420,25 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
         )
         offer([IndexColumn(column)], f"join on {column}: the lookup side of a nested-loop join", 1)
     return found
+
+
+def bundles_for(plan: TablePlan) -> list[tuple[Candidate, ...]]:
+    """For each ``a = 1 OR b = 2`` on the table: one index per branch (each branch's best shape), which the
+    planner reads together as a BitmapOr. None of them helps alone, so they are costed and chosen as one."""
+    bundles: list[tuple[Candidate, ...]] = []
+    for group in plan.or_groups:
+        parts: list[Candidate] = []
+        for branch in group:
+            options = candidates_for(branch)
+            if not options:
+                break
+            if options[0] not in parts:
+                parts.append(options[0])
+        else:
+            bundle = tuple(parts)
+            if len(bundle) > 1 and bundle not in bundles:
+                bundles.append(bundle)
+    return bundles
 
 
 def _share(stats: ColumnStats, value: str, rows: float) -> float | None:

@@ -142,6 +142,8 @@ class QueryShape:
     # $n in the select list (pg_stat_statements' normalized constants, ``json_build_object($2, u.id)``): the plan
     # does not depend on them, but PREPARE cannot infer a type for some, so they get the placeholder value '0'
     placeholder_params: set[int] = field(default_factory=set)
+    # ``a = 1 OR b = 2``: each group's branches, each branch its AND-ed predicates (see _Reader.or_group)
+    or_groups: list[tuple[tuple[Predicate, ...], ...]] = field(default_factory=list)
 
 
 ViewDefinitions = Mapping[tuple[str | None, str], str]
@@ -396,7 +398,9 @@ class _Reader:
                 given = _optional_filter(node)
                 if given is not None:
                     self.conditions(given, scope)
-            return  # any other OR / NOT: no single index range serves it
+                else:
+                    self.or_group(node, scope)
+            return  # NOT: no index range serves it
         add = self.shape.predicates.append
         if isinstance(node, ast.NullTest):
             column = _column(node.arg)
@@ -445,6 +449,23 @@ class _Reader:
             low, high = _param(bounds[0]), _param(bounds[1])
             add(Predicate(left[0], left[1], "range", ">=", low, _direct(low), scope))
             add(Predicate(left[0], left[1], "range", "<=", high, _direct(high), scope))
+
+    def or_group(self, node: Any, scope: Scope) -> None:
+        """``a = 1 OR b = 2``: one index per branch, read together as a BitmapOr. Kept apart from the AND-ed
+        predicates: no single index serves the group, and no branch alone serves the query."""
+        branches: list[tuple[Predicate, ...]] = []
+        saved = self.shape.predicates
+        try:
+            for arg in node.args or ():
+                self.shape.predicates = []
+                self.conditions(arg, scope)
+                found = [p for p in self.shape.predicates if p.kind in ("eq", "in", "range", "null")]
+                if not found:
+                    return  # a branch no index serves: the whole OR needs a scan anyway
+                branches.append(tuple(found))
+        finally:
+            self.shape.predicates = saved
+        self.shape.or_groups.append(tuple(branches))
 
     def sublinks(self, node: Any, scope: Scope) -> None:
         """Read every subquery inside an expression (EXISTS, IN (SELECT …), scalar), each in its own scope."""

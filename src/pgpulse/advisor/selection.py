@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from pgpulse.advisor.candidates import Candidate, IndexColumn, candidates_for, covering_index, resolve
+from pgpulse.advisor.candidates import Candidate, IndexColumn, bundles_for, candidates_for, covering_index, resolve
 from pgpulse.advisor.catalog import ExistingIndex, TableInfo, load_table
 from pgpulse.advisor.parse import UnsupportedQuery
 from pgpulse.advisor.views import analyze_with_views
@@ -55,10 +55,11 @@ class Workitem:
     calls: int = 1
     total_ms: float = 0.0  # observed execution time over the period (pg_stat_statements, the log)
     generic: bool = False  # cost the generic plan (parameters without representative values)
+    bundles: tuple[tuple[Candidate, ...], ...] = ()  # indexes that serve the query only together (an OR)
 
     @property
     def tables(self) -> set[str]:
-        return {c.table_key for c in self.candidates}
+        return {c.table_key for c in self.candidates} | {c.table_key for b in self.bundles for c in b}
 
 
 @dataclass
@@ -113,23 +114,25 @@ async def select_indexes(
         log(f"left out of the set selection (generic plans): {', '.join(generic)}")
     work = [w for w in work if not w.generic]
     current = {w.key: w.before for w in work}
-    pool: list[Candidate] = []
+    # An option is one index, or the indexes of an OR's branches (a BitmapOr needs all of them at once).
+    pool: list[Option] = []
     for item in work:
-        for candidate in item.candidates:
-            if candidate not in pool and covering_index(candidate) is None:
-                pool.append(candidate)
+        for option in [(c,) for c in item.candidates] + list(item.bundles):
+            fresh = tuple(c for c in option if covering_index(c) is None)
+            if fresh and fresh not in pool:
+                pool.append(fresh)
     chosen: list[Choice] = []
-    affected = {c: [w for w in work if c.table_key in w.tables] for c in pool}
-    # Lazy greedy: a candidate's gain changes only when an index chosen meanwhile serves one of its queries,
+    affected = {o: [w for w in work if {c.table_key for c in o} & w.tables] for o in pool}
+    # Lazy greedy: an option's gain changes only when an index chosen meanwhile serves one of its queries,
     # so gains are kept between rounds and recomputed only for those (a 50-table workload is 50 small problems).
-    gains: dict[Candidate, tuple[float, float, float, dict[str, float]]] = {}
+    gains: dict[Option, tuple[float, float, float, dict[str, float]]] = {}
     dirty = set(pool)
     while pool and len(chosen) < max_indexes:
-        for candidate in [c for c in pool if c in dirty]:
-            items = affected[candidate]
+        for option in [o for o in pool if o in dirty]:
+            items = affected[option]
             tables = {t for w in items for t in w.tables}
             present = [c.candidate for c in chosen if c.candidate.table_key in tables]
-            after = await costs.with_indexes([*present, candidate], items)
+            after = await costs.with_indexes([*present, *[c for c in option if c not in present]], items)
             saving = 0.0
             helps = False
             for item in items:
@@ -137,34 +140,37 @@ async def select_indexes(
                 if item.before > 0:
                     saving += item.total_ms * gained / item.before
                     helps = helps or gained >= min_saving_share * item.before
-            dirty.discard(candidate)
+            dirty.discard(option)
             if not helps:
-                pool.remove(candidate)  # with more indexes chosen it can only gain less
-                gains.pop(candidate, None)
+                pool.remove(option)  # with more indexes chosen it can only gain less
+                gains.pop(option, None)
                 continue
-            write = candidate.table.writes * write_ms_per_row
-            gains[candidate] = (saving - write, saving, write, after)
-            where = f"({candidate.column_list()}) on {candidate.table.name}"
-            log(f"  {where}: saves {saving:,.1f} ms, writes {write:,.1f} ms")
-        best: Candidate | None = None
-        for candidate in pool:
-            net = gains[candidate][0]
+            write = sum(c.table.writes for c in option) * write_ms_per_row
+            gains[option] = (saving - write, saving, write, after)
+            log(f"  {_describe(option)}: saves {saving:,.1f} ms, writes {write:,.1f} ms")
+        best: Option | None = None
+        for option in pool:
+            net = gains[option][0]
             if net > 0 and (
-                best is None or net > gains[best][0] or (net == gains[best][0] and _narrower(candidate, best))
+                best is None or net > gains[best][0] or (net == gains[best][0] and _narrower(option, best))
             ):
-                best = candidate
+                best = option
         if best is None:
             break
         net, saving, write, after = gains.pop(best)
-        log(f"chose ({best.column_list()}) on {best.table.name}: net {net:,.1f} ms")
-        chosen.append(Choice(best, saving, write))
+        log(f"chose {_describe(best)}: net {net:,.1f} ms")
+        already = {c.candidate for c in chosen}
+        added = [c for c in best if c not in already]
+        for candidate in added:
+            share = 1 / len(added)
+            chosen.append(Choice(candidate, saving * share, candidate.table.writes * write_ms_per_row))
         pool.remove(best)
         changed = set()
         for key, cost in after.items():
             if cost < current[key]:
                 current[key] = cost
                 changed.add(key)
-        dirty |= {c for c in pool if any(w.key in changed for w in affected[c])}
+        dirty |= {o for o in pool if any(w.key in changed for w in affected[o])}
     final = await costs.with_indexes([c.candidate for c in chosen], list(work), usage=True)
     for choice in chosen:
         choice.size_bytes = costs.sizes.get(choice.candidate, 0)
@@ -206,10 +212,12 @@ async def prepare_work(
             skipped[key] = "reads a table that is not in this database"
             continue
         candidates: list[Candidate] = []
+        bundles: list[tuple[Candidate, ...]] = []
         for plan in resolve(shape, infos).plans:
             if plan.table.rows < min_rows and plan.table.pages < 10:
                 continue  # a sequential scan of a tiny table is as fast as any index
             candidates.extend(c for c in candidates_for(plan) if c not in candidates)
+            bundles.extend(bundles_for(plan))
         try:
             one_statement(query.sql, DML_KINDS)
             raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query.sql}")
@@ -217,7 +225,9 @@ async def prepare_work(
             skipped[key] = f"cannot EXPLAIN it here: {str(exc).splitlines()[0]}"
             continue
         before = float((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]["Total Cost"])
-        items.append(Workitem(key, query.sql, before, tuple(candidates), query.calls, query.total_ms))
+        items.append(
+            Workitem(key, query.sql, before, tuple(candidates), query.calls, query.total_ms, bundles=tuple(bundles))
+        )
     return items, skipped
 
 
@@ -239,8 +249,15 @@ async def per_query_best(
     return best, costs.explains
 
 
-def _narrower(candidate: Candidate, other: Candidate) -> bool:
-    return len(candidate.columns) < len(other.columns)
+Option = tuple[Candidate, ...]
+
+
+def _narrower(option: Option, other: Option) -> bool:
+    return sum(len(c.columns) for c in option) < sum(len(c.columns) for c in other)
+
+
+def _describe(option: Option) -> str:
+    return " + ".join(f"({c.column_list()}) on {c.table.name}" for c in option)
 
 
 def _redundant(chosen: list[Choice]) -> list[Redundant]:
