@@ -276,3 +276,20 @@ def test_only_btree_keyable_types_become_keys_and_keys_are_capped() -> None:
     wide = " AND ".join(f"c{i} = {i}" for i in range(7))
     first = candidates_for(resolve(analyze(f"SELECT * FROM docs WHERE {wide}"), {"docs": info}).plans[0])[0]
     assert _cols(first) == ["c6", "c5", "c4", "c3", "c2"]  # five keys, the most selective first
+
+
+def test_a_few_more_columns_read_are_offered_as_include_columns() -> None:
+    shape = analyze("SELECT title, status FROM posts WHERE user_id = $1 ORDER BY created_at DESC LIMIT 10")
+    found = candidates_for(resolve(shape, {"posts": _table("posts", POSTS)}).plans[0])
+    wider = [c for c in found if c.include]
+    assert [(_cols(c), c.include) for c in wider] == [(["user_id", "created_at DESC"], ("status", "title"))]
+    assert wider[0].create_sql(False) == (
+        "CREATE INDEX ix_posts_user_id_created_at_incl ON posts (user_id, created_at DESC) INCLUDE (status, title)"
+    )
+    assert not [
+        c
+        for c in candidates_for(
+            resolve(analyze("SELECT * FROM posts WHERE user_id = 1"), {"posts": _table("posts", POSTS)}).plans[0]
+        )
+        if c.include
+    ]

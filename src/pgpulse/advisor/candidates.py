@@ -26,6 +26,7 @@ from pgpulse.advisor.parse import (
     Relation,
     Scope,
     Target,
+    index_including,
     index_keys,
     render_constant,
     render_expression,
@@ -36,6 +37,7 @@ MAX_NAME = 63
 RARE_SHARE = 0.05  # a value on at most this share of the rows is rare enough for a partial index
 PARTIAL_MAX_DISTINCT = 100  # ... of a column with at most this many distinct values
 MAX_KEY_COLUMNS = 5  # wider keys are rarely more selective, and every write pays for each column
+MAX_INCLUDE = 3  # more stored columns and the index is a second copy of the table
 # Core types without a default B-tree operator class (``pg_opclass``): never index keys.
 NO_BTREE_TYPES = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle", "jsonpath"})
 PLACEHOLDER = ColumnStats("", "text", None, None, mcv=("0",))  # the value of a constant the plan does not look at
@@ -60,11 +62,13 @@ class Candidate:
     equality: int  # how many leading columns are equality columns (their order among themselves is free)
     reason: str = field(compare=False, default="")
     where: str | None = None  # a partial index's predicate, as SQL rendered by pglast (``status = 'failed'``)
+    include: tuple[str, ...] = ()  # non-key columns stored in the index, for an index-only scan
 
     @property
     def name(self) -> str:
         words = [re.sub(r"\W+", "_", c.name).strip("_") for c in self.columns]
-        base = "ix_" + self.table.name + "_" + "_".join(words) + ("_partial" if self.where else "")
+        suffix = ("_partial" if self.where else "") + ("_incl" if self.include else "")
+        base = "ix_" + self.table.name + "_" + "_".join(words) + suffix
         return base[:MAX_NAME]
 
     def column_list(self) -> str:
@@ -73,12 +77,19 @@ class Candidate:
     def create_sql(self, concurrently: bool = True, name: str | None = None) -> str:
         how = "CONCURRENTLY " if concurrently else ""
         where = f" WHERE {self.where}" if self.where else ""
+        include = f" INCLUDE ({', '.join(quote_ident(c) for c in self.include)})" if self.include else ""
         index = quote_ident(name or self.name)
-        return f"CREATE INDEX {how}{index} ON {self.table.qualified} ({self.column_list()}){where}"
+        return f"CREATE INDEX {how}{index} ON {self.table.qualified} ({self.column_list()}){include}{where}"
 
     def covers(self, other: Candidate) -> bool:
         """True when this index serves everything ``other`` would (``other`` is a prefix, modulo free order)."""
-        return self.table_key == other.table_key and self.where == other.where and _prefix_of(other, self.columns)
+        held = {c.name for c in self.columns} | set(self.include)
+        return (
+            self.table_key == other.table_key
+            and self.where == other.where
+            and set(other.include) <= held
+            and _prefix_of(other, self.columns)
+        )
 
 
 @dataclass
@@ -94,6 +105,7 @@ class TablePlan:
     expressions: list[str] = field(default_factory=list)  # ``lower(email)`` compared with a value (rendered SQL)
     constants: dict[str, str] = field(default_factory=dict)  # equality column -> the constant it is compared with
     or_groups: list[list[TablePlan]] = field(default_factory=list)  # ``a = 1 OR b = 2``: one plan per branch
+    referenced: list[str] = field(default_factory=list)  # every column the query reads, when it reads only this table
 
 
 @dataclass
@@ -151,6 +163,9 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
         # A normalized constant in the select list (``json_build_object($2, …)``): any value plans the same, and
         # without one the statement cannot even be PREPAREd for a generic plan (no type to infer).
         params[number] = (PLACEHOLDER, Predicate(None, "", "eq", param=number))
+    if shape.referenced is not None and len(plans) == 1:
+        plan = next(iter(plans.values()))
+        plan.referenced = sorted(c for c in shape.referenced if c in plan.table.columns)
     for group in shape.or_groups:
         branches: list[TablePlan] = []
         owners: set[str] = set()
@@ -405,6 +420,18 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
         words = (f"equality on {eq_words} and " if equality else "") + f"on the expression {expression}"
         offer([*head, key], words, len(equality) + 1)
         offer([key], f"equality on the expression {expression}: an index on the expression serves it", 1)
+    if found and plan.referenced:
+        # The query reads a few more columns than the best index's keys: stored as INCLUDE columns, the index
+        # answers it alone (an index-only scan, no heap fetch once VACUUM has marked the pages all-visible).
+        best = found[0]
+        key_names = {c.name for c in best.columns if not c.expression}
+        extra = tuple(c for c in plan.referenced if c not in key_names)
+        if 0 < len(extra) <= MAX_INCLUDE and not any(c.expression for c in best.columns):
+            wider = replace(
+                best, include=extra, reason=best.reason + f"; INCLUDE ({', '.join(extra)}): index-only scan"
+            )
+            if wider not in found:
+                found.append(wider)
     if equality:
         offer(head, f"equality on {eq_words}")
         if len(equality) > 1:
@@ -471,6 +498,10 @@ def covering_index(candidate: Candidate) -> ExistingIndex | None:
         if any(c.expression for c in candidate.columns):
             keys = index_keys(index.definition) or []
             columns = tuple(IndexColumn(name, desc, expression) for name, desc, expression in keys)
+        if candidate.include and not set(candidate.include) <= {c.name for c in columns} | set(
+            index_including(index.definition)
+        ):
+            continue
         if _prefix_of(candidate, columns):
             return index
     return None

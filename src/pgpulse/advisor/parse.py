@@ -144,6 +144,9 @@ class QueryShape:
     placeholder_params: set[int] = field(default_factory=set)
     # ``a = 1 OR b = 2``: each group's branches, each branch its AND-ed predicates (see _Reader.or_group)
     or_groups: list[tuple[tuple[Predicate, ...], ...]] = field(default_factory=list)
+    # every column name the query mentions, when it reads one table and no ``*`` (else None): what an index
+    # must hold for an index-only scan
+    referenced: set[str] | None = None
 
 
 ViewDefinitions = Mapping[tuple[str | None, str], str]
@@ -166,6 +169,9 @@ def analyze(sql: str, views: ViewDefinitions | None = None) -> QueryShape:
         raise NotAQuery("the query reads no table")
     nodes = _walk(stmt)
     shape.params = {n.number for n in nodes if isinstance(n, ast.ParamRef) and n.number is not None}
+    simple = shape.scope is not None and all(r.table is not None for r in shape.scope.relations)
+    if len(shape.tables) == 1 and simple and not any(isinstance(n, ast.A_Star) for n in nodes):
+        shape.referenced = {str(n.fields[-1].sval) for n in nodes if isinstance(n, ast.ColumnRef) and n.fields}
     shape.placeholder_params = _placeholders(stmt) - {p.param for p in shape.predicates if p.param is not None}
     return shape
 
@@ -607,6 +613,17 @@ def index_keys(definition: str) -> list[tuple[str, bool, bool]] | None:
         else:
             keys.append((str(RawStream()(elem.expr)), desc, True))
     return keys
+
+
+def index_including(definition: str) -> list[str]:
+    """The INCLUDE columns of an index from its ``pg_get_indexdef`` text."""
+    try:
+        stmt = _parse_one(definition)
+    except UnsupportedQuery:
+        return []
+    if not isinstance(stmt, ast.IndexStmt):
+        return []
+    return [str(e.name) for e in stmt.indexIncludingParams or () if e.name]
 
 
 def render_constant(value: str) -> str:
