@@ -184,6 +184,7 @@ class Advisor:
             f"  cost now {before.cost:,.1f}" + (f", uses {', '.join(sorted(before.indexes))}" if before.indexes else "")
         )
         candidates: list[Candidate] = []
+        unverifiable: list[Candidate] = []
         tiny: list[str] = []
         for plan in resolution.plans:
             info = plan.table
@@ -199,10 +200,22 @@ class Advisor:
                         f"  candidate ({candidate.column_list()}) on {info.name}: already served by {existing.name}"
                     )
                     prepared.covered.append(existing.name)
+                elif candidate.method != "btree" and self.verifier.method == "hypopg":
+                    # HypoPG costs B-tree, BRIN, hash and bloom indexes only: say so rather than guess
+                    self.log(f"  candidate {candidate.create_sql(False)}: HypoPG cannot cost it")
+                    unverifiable.append(candidate)
                 else:
                     self.log(f"  candidate ({candidate.column_list()}) on {info.name}: {candidate.reason}")
                     candidates.append(candidate)
         prepared.candidates = candidates
+        if not candidates and unverifiable:
+            return Verdict(
+                query,
+                "skipped",
+                f"not verifiable here: {unverifiable[0].create_sql()} would serve it, but HypoPG cannot cost "
+                f"{unverifiable[0].method.upper()} indexes; verify it with --allow-build on a disposable copy",
+                before.cost,
+            )
         if not candidates:
             if prepared.covered:
                 served = ", ".join(dict.fromkeys(prepared.covered))

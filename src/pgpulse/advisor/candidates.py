@@ -63,11 +63,13 @@ class Candidate:
     reason: str = field(compare=False, default="")
     where: str | None = None  # a partial index's predicate, as SQL rendered by pglast (``status = 'failed'``)
     include: tuple[str, ...] = ()  # non-key columns stored in the index, for an index-only scan
+    method: str = "btree"  # "gin" for containment and full text (HypoPG cannot cost those: see advise)
 
     @property
     def name(self) -> str:
         words = [re.sub(r"\W+", "_", c.name).strip("_") for c in self.columns]
         suffix = ("_partial" if self.where else "") + ("_incl" if self.include else "")
+        suffix += "" if self.method == "btree" else f"_{self.method}"
         base = "ix_" + self.table.name + "_" + "_".join(words) + suffix
         return base[:MAX_NAME]
 
@@ -79,7 +81,9 @@ class Candidate:
         where = f" WHERE {self.where}" if self.where else ""
         include = f" INCLUDE ({', '.join(quote_ident(c) for c in self.include)})" if self.include else ""
         index = quote_ident(name or self.name)
-        return f"CREATE INDEX {how}{index} ON {self.table.qualified} ({self.column_list()}){include}{where}"
+        using = "" if self.method == "btree" else f" USING {self.method}"
+        columns = f"({self.column_list()})"
+        return f"CREATE INDEX {how}{index} ON {self.table.qualified}{using} {columns}{include}{where}"
 
     def covers(self, other: Candidate) -> bool:
         """True when this index serves everything ``other`` would (``other`` is a prefix, modulo free order)."""
@@ -106,6 +110,7 @@ class TablePlan:
     constants: dict[str, str] = field(default_factory=dict)  # equality column -> the constant it is compared with
     or_groups: list[list[TablePlan]] = field(default_factory=list)  # ``a = 1 OR b = 2``: one plan per branch
     referenced: list[str] = field(default_factory=list)  # every column the query reads, when it reads only this table
+    containment: list[IndexColumn] = field(default_factory=list)  # ``tags @> …``: GIN keys (column or expression)
 
 
 @dataclass
@@ -153,7 +158,7 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
         if pred.kind == "in" and len(pred.params) > 1:
             for number in pred.params:  # an expanded IN list: each $n is one value of the column
                 params[number] = (stats, replace(pred, kind="eq", op="=", param=number, params=(number,)))
-        elif pred.param is not None and pred.expression is None:  # an expression's value is no column value
+        elif pred.param is not None and pred.expression is None and pred.kind != "gin":  # not a column value
             params[pred.param] = (stats, pred)
         if pred.kind == "join":
             joins.append((alias, column))
@@ -310,6 +315,17 @@ def _in_relation(relation: Relation, column: str, tables: dict[str, TableInfo], 
 
 
 def _add(plan: TablePlan, pred: Predicate) -> None:
+    if pred.kind == "gin":
+        stats = plan.table.columns[pred.column]
+        if pred.expression is not None:
+            key = IndexColumn(render_expression(pred.expression, pred.column), expression=True)
+        elif _gin_type(stats.type):
+            key = IndexColumn(pred.column)
+        else:
+            return  # containment on a range or geometric type: GiST's business, not advised here
+        if key not in plan.containment:
+            plan.containment.append(key)
+        return
     if pred.expression is not None:
         if pred.kind == "eq":
             _unique_append(plan.expressions, render_expression(pred.expression, pred.column))
@@ -420,13 +436,26 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
         words = (f"equality on {eq_words} and " if equality else "") + f"on the expression {expression}"
         offer([*head, key], words, len(equality) + 1)
         offer([key], f"equality on the expression {expression}: an index on the expression serves it", 1)
+    for key in plan.containment:
+        what = f"the expression {key.name}" if key.expression else key.name
+        found.append(
+            Candidate(
+                info,
+                f"{info.schema}.{info.name}",
+                (key,),
+                0,
+                f"containment / full-text match on {what}: a GIN index serves it, a B-tree cannot",
+                method="gin",
+            )
+        )
     if found and plan.referenced:
         # The query reads a few more columns than the best index's keys: stored as INCLUDE columns, the index
         # answers it alone (an index-only scan, no heap fetch once VACUUM has marked the pages all-visible).
-        best = found[0]
+        best = next((c for c in found if c.method == "btree"), found[0])
         key_names = {c.name for c in best.columns if not c.expression}
         extra = tuple(c for c in plan.referenced if c not in key_names)
-        if 0 < len(extra) <= MAX_INCLUDE and not any(c.expression for c in best.columns):
+        plain = best.method == "btree" and not any(c.expression for c in best.columns)
+        if 0 < len(extra) <= MAX_INCLUDE and plain:
             wider = replace(
                 best, include=extra, reason=best.reason + f"; INCLUDE ({', '.join(extra)}): index-only scan"
             )
@@ -447,6 +476,11 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
         )
         offer([IndexColumn(column)], f"join on {column}: the lookup side of a nested-loop join", 1)
     return found
+
+
+def _gin_type(type_name: str) -> bool:
+    name = type_name.lower()
+    return name in ("jsonb", "tsvector") or name.endswith("[]")
 
 
 def bundles_for(plan: TablePlan) -> list[tuple[Candidate, ...]]:
@@ -492,7 +526,7 @@ def _describe(columns: list[str], info: TableInfo, rows: float) -> str:
 def covering_index(candidate: Candidate) -> ExistingIndex | None:
     """An existing valid, non-partial B-tree that already has the candidate's columns as its leading columns."""
     for index in candidate.table.indexes:
-        if index.method != "btree" or not index.valid or index.partial:
+        if index.method != candidate.method or not index.valid or index.partial:
             continue
         columns = tuple(IndexColumn(name, desc) for name, desc in index.columns)
         if any(c.expression for c in candidate.columns):

@@ -423,6 +423,9 @@ class _Reader:
                 add(Predicate(left[0], left[1], "join", scope=scope))
                 add(Predicate(right[0], right[1], "join", scope=scope))
                 return
+            if op in GIN_OPERATORS:
+                self.containment(node, op, scope)
+                return
             if op not in RANGE_OPS and op != "=":
                 return
             expression = None
@@ -455,6 +458,17 @@ class _Reader:
             low, high = _param(bounds[0]), _param(bounds[1])
             add(Predicate(left[0], left[1], "range", ">=", low, _direct(low), scope))
             add(Predicate(left[0], left[1], "range", "<=", high, _direct(high), scope))
+
+    def containment(self, node: Any, op: str, scope: Scope) -> None:
+        """``tags @> $1``, ``payload ? 'k'``, ``to_tsvector('english', body) @@ q``: what a GIN index serves."""
+        column = _column(node.lexpr)
+        expression = None
+        if column is None and (found := _indexable_expression(node.lexpr, TEXT_SEARCH_FUNCTIONS)):
+            column, expression = found
+        if column and _is_value(node.rexpr):
+            number = _param(node.rexpr)
+            pred = Predicate(column[0], column[1], "gin", op, number, _direct(number), scope, expression)
+            self.shape.predicates.append(pred)
 
     def or_group(self, node: Any, scope: Scope) -> None:
         """``a = 1 OR b = 2``: one index per branch, read together as a BitmapOr. Kept apart from the AND-ed
@@ -552,14 +566,22 @@ def _placeholders(stmt: Any) -> set[int]:
 # data ->> 'key'. Anything else is left to the user: date(created_at) on a timestamptz is only STABLE.
 IMMUTABLE_FUNCTIONS = frozenset({"lower", "upper", "btrim", "ltrim", "rtrim", "md5", "abs", "left", "right", "substr"})
 IMMUTABLE_OPERATORS = frozenset({"->>", "->", "#>>", "#>"})
+# to_tsvector is IMMUTABLE only with the configuration given: to_tsvector('english', body)
+TEXT_SEARCH_FUNCTIONS = frozenset({"to_tsvector"})
+# Containment, key existence, overlap and full-text match: a GIN index serves them, a B-tree does not.
+GIN_OPERATORS = frozenset({"@>", "<@", "?", "?|", "?&", "&&", "@@"})
 
 
-def _indexable_expression(node: Any) -> tuple[tuple[str | None, str], Any] | None:
+def _indexable_expression(
+    node: Any, functions: frozenset[str] = IMMUTABLE_FUNCTIONS
+) -> tuple[tuple[str | None, str], Any] | None:
     """``lower(email)``, ``data ->> 'k'``: an immutable expression over exactly one column and constants."""
     if isinstance(node, ast.FuncCall):
         name = [str(n.sval) for n in node.funcname or ()]
-        if name[-1:] and name[-1] in IMMUTABLE_FUNCTIONS and name[:-1] in ([], ["pg_catalog"]) and node.over is None:
+        if name[-1:] and name[-1] in functions and name[:-1] in ([], ["pg_catalog"]) and node.over is None:
             parts = list(node.args or ())
+            if name[-1] in TEXT_SEARCH_FUNCTIONS and (len(parts) != 2 or _column(parts[0])):
+                return None  # without its configuration to_tsvector is only STABLE
         else:
             return None
     elif isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:

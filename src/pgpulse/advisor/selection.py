@@ -118,6 +118,8 @@ async def select_indexes(
     pool: list[Option] = []
     for item in work:
         for option in [(c,) for c in item.candidates] + list(item.bundles):
+            if any(c.method != "btree" for c in option):
+                continue  # HypoPG cannot cost GIN: those stay per-query verdicts ("not verifiable here")
             fresh = tuple(c for c in option if covering_index(c) is None)
             if fresh and fresh not in pool:
                 pool.append(fresh)
@@ -241,7 +243,7 @@ async def per_query_best(
     for item in work:
         if item.generic:
             continue
-        for candidate in item.candidates:
+        for candidate in [c for c in item.candidates if c.method == "btree"]:
             after = (await costs.with_indexes([candidate], [item], usage=True))[item.key]
             used = candidate in costs.used.get(item.key, set())
             if used and after < best.get(item.key, (candidate, item.before))[1]:
