@@ -14,6 +14,7 @@ import asyncpg
 from pgpulse.advisor.candidates import Candidate, candidates_for, covering_index, resolve
 from pgpulse.advisor.catalog import TableInfo, load_table
 from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
+from pgpulse.advisor.partitions import with_partition_stats
 from pgpulse.advisor.verify import Costed, Trial, Verifier, bind, bind_limits
 from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import WorkloadQuery
@@ -113,7 +114,8 @@ class Advisor:
     async def table(self, schema: str | None, name: str) -> TableInfo | None:
         key = (schema, name)
         if key not in self._tables:
-            self._tables[key] = await load_table(self.conn, name, schema)
+            # a partitioned parent autovacuum never analyzed: statistics from its partitions
+            self._tables[key] = await with_partition_stats(self.conn, await load_table(self.conn, name, schema))
         return self._tables[key]
 
     async def run(self, workload: Sequence[WorkloadQuery]) -> Advice:

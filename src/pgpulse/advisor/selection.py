@@ -31,6 +31,7 @@ import asyncpg
 from pgpulse.advisor.candidates import Candidate, IndexColumn, bundles_for, candidates_for, covering_index, resolve
 from pgpulse.advisor.catalog import ExistingIndex, TableInfo, load_table
 from pgpulse.advisor.parse import UnsupportedQuery
+from pgpulse.advisor.partitions import with_partition_stats
 from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import WorkloadQuery
 from pgpulse.sql import UnsafeStatementError, one_statement, quote_qualified
@@ -206,7 +207,8 @@ async def prepare_work(
         infos: dict[str, TableInfo] = {}
         for ref in shape.tables:
             if (ref.schema, ref.name) not in tables:
-                tables[(ref.schema, ref.name)] = await load_table(conn, ref.name, ref.schema)
+                loaded = await load_table(conn, ref.name, ref.schema)
+                tables[(ref.schema, ref.name)] = await with_partition_stats(conn, loaded)
             info = tables[(ref.schema, ref.name)]
             if info is not None:
                 infos[ref.alias] = info
