@@ -152,6 +152,10 @@ def test_expanded_in_list_binds_every_parameter_to_the_column() -> None:
     assert resolution.plans[0].in_list == ["post_id"]
     assert sorted(resolution.params) == [1, 2, 3]
     assert {(stats.name, pred.kind) for stats, pred in resolution.params.values()} == {("post_id", "eq")}
+    comments = _table("comments", COMMENTS)
+    comments.columns["post_id"] = ColumnStats("post_id", "bigint", -0.3, 0.0, ("7", "9"), (0.01, 0.01), ("1", "50"))
+    spread = resolve(shape, {"comments": comments}).params
+    assert [spread[n][0].mcv for n in (1, 2, 3)] == [("7",), ("9",), ("1",)]  # one value each, not $1's thrice
 
 
 def test_any_array_parameter_and_single_element_in() -> None:

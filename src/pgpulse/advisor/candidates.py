@@ -156,8 +156,12 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
             pred = replace(pred, column=column)  # read through a view or subquery: the base table's name
         stats = plan.table.columns[column]
         if pred.kind == "in" and len(pred.params) > 1:
-            for number in pred.params:  # an expanded IN list: each $n is one value of the column
-                params[number] = (stats, replace(pred, kind="eq", op="=", param=number, params=(number,)))
+            # An expanded IN list: each $n is one value of the column. Distinct values, spread over the common
+            # values and the histogram, so the planner estimates a list of n values, not one value n times.
+            values = list(dict.fromkeys(stats.mcv + stats.histogram))
+            for i, number in enumerate(pred.params):
+                one = replace(stats, mcv=(values[i % len(values)],), mcf=()) if values else stats
+                params[number] = (one, replace(pred, kind="eq", op="=", param=number, params=(number,)))
         elif pred.param is not None and pred.expression is None and pred.kind != "gin":  # not a column value
             params[pred.param] = (stats, pred)
         if pred.kind == "join":
