@@ -38,6 +38,7 @@ from pgpulse.sql import UnsafeStatementError, one_statement, quote_qualified
 from pgpulse.sql.guard import DML_KINDS
 
 WRITE_MS_PER_ROW = 0.002  # one more B-tree entry per written row: ~2 µs (measured order of magnitude, PG 15)
+MIN_NET_SHARE = 0.001  # a chosen index must save at least this share of the workload time, net of its writes
 MIN_SAVING_SHARE = 0.2  # a chosen index must remove at least this share of one query's cost (else it is noise)
 
 
@@ -104,6 +105,7 @@ async def select_indexes(
     write_ms_per_row: float = WRITE_MS_PER_ROW,
     min_saving_share: float = MIN_SAVING_SHARE,
     max_indexes: int = 500,
+    min_net_share: float = MIN_NET_SHARE,
     log: Callable[[str], None] = lambda _: None,
 ) -> Selection:
     """Greedy set selection over the workload's candidates, costed together with HypoPG on ``conn``."""
@@ -115,6 +117,7 @@ async def select_indexes(
         log(f"left out of the set selection (generic plans): {', '.join(generic)}")
     work = [w for w in work if not w.generic]
     current = {w.key: w.before for w in work}
+    floor = min_net_share * sum(w.total_ms for w in work)  # an index must pay for itself and then some
     # An option is one index, or the indexes of an OR's branches (a BitmapOr needs all of them at once).
     pool: list[Option] = []
     for item in work:
@@ -154,7 +157,7 @@ async def select_indexes(
         best: Option | None = None
         for option in pool:
             net = gains[option][0]
-            if net > 0 and (
+            if net > floor and (
                 best is None or net > gains[best][0] or (net == gains[best][0] and _narrower(option, best))
             ):
                 best = option
