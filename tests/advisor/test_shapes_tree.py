@@ -137,6 +137,13 @@ CASES = [
         ("events", ["account_id", "kind"]),
         id="LATERAL",
     ),
+    pytest.param(
+        "SELECT a.email, x.* FROM accounts a CROSS JOIN LATERAL "
+        "(SELECT e.id, e.amount FROM events e WHERE e.account_id = a.id ORDER BY e.created_at DESC LIMIT 3) x "
+        "WHERE a.region = 'r2'",
+        ("events", ["account_id", "created_at DESC"]),
+        id="LATERAL top-n: the lookup column, then the subquery's ORDER BY",
+    ),
 ]
 
 

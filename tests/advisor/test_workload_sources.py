@@ -18,7 +18,7 @@ from pgpulse.advisor.workload import (
     from_stdin,
 )
 
-SLOW = "WITH s AS MATERIALIZED (SELECT pg_sleep(1.5)) SELECT count(*) FROM events, s WHERE note = 'note 5'"
+SLOW = "WITH s AS MATERIALIZED (SELECT pg_sleep(2)) SELECT count(*) FROM events, s WHERE note = 'note 5'"
 
 
 def test_pg_stat_activity_samples_give_a_workload_to_advise(workload: Any, advise: Any) -> None:
@@ -27,7 +27,7 @@ def test_pg_stat_activity_samples_give_a_workload_to_advise(workload: Any, advis
         sampler = await asyncpg.connect(workload.url)
         try:
             slow = asyncio.create_task(runner.fetchval(SLOW))
-            queries = await from_pg_stat_activity(sampler, seconds=1.0)
+            queries = await from_pg_stat_activity(sampler, seconds=1.5)
             assert await slow == 1
             return queries
         finally:

@@ -211,6 +211,13 @@ def resolve(shape: QueryShape, tables: dict[str, TableInfo]) -> Resolution:
             plans[owners.pop()].order = [
                 OrderItem(None, r[1], item.desc) for r, item in zip(resolved, shape.order_by, strict=True) if r
             ]
+    for inner in shape.inner_orders:
+        found_items = [owner(item.qualifier, item.column, item.scope) for item in inner]
+        aliases = {f[0] for f in found_items if f is not None}
+        if None not in found_items and len(aliases) == 1:
+            plan = plans[aliases.pop()]
+            if not plan.order:
+                plan.order = [OrderItem(None, f[1], i.desc) for f, i in zip(found_items, inner, strict=True) if f]
     return Resolution(list(plans.values()), notes, params)
 
 
@@ -471,6 +478,16 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
             offer(head[:1], f"equality on {_describe(equality[:1], info, rows)} (most selective column alone)", 1)
     for column in joins:
         others = [c for c in equality if c != column]
+        sort = [o for o in plan_order if o.column != column and o.column not in others] if not in_list else []
+        if sort:  # a correlated lookup (LATERAL top-n) that also wants its rows in order
+            offer(
+                [IndexColumn(column)]
+                + [IndexColumn(c) for c in others]
+                + [IndexColumn(o.column, o.desc) for o in sort],
+                f"join on {column}, then ORDER BY {', '.join(o.column for o in sort)}: each lookup returns its "
+                "rows already sorted, and LIMIT stops after the first ones",
+                1 + len(others),
+            )
         offer(
             [IndexColumn(column)] + [IndexColumn(c) for c in others],
             f"join on {column}"

@@ -147,6 +147,7 @@ class QueryShape:
     # every column name the query mentions, when it reads one table and no ``*`` (else None): what an index
     # must hold for an index-only scan
     referenced: set[str] | None = None
+    inner_orders: list[list[OrderItem]] = field(default_factory=list)  # subqueries' ORDER BY … LIMIT
 
 
 ViewDefinitions = Mapping[tuple[str | None, str], str]
@@ -239,8 +240,16 @@ class _Reader:
             self.shape.targets = targets
             self.order(stmt, scope, targets)
         else:
+            items: list[OrderItem] = []
             for sort in stmt.sortClause or ():
                 self.sublinks(sort.node, scope)
+                item = self.order_item(sort, scope, targets)
+                if item is None:
+                    break
+                items.append(item)
+            if items and stmt.limitCount is not None:
+                # a subquery's ORDER BY … LIMIT (the LATERAL top-n): an index in that order stops early too
+                self.shape.inner_orders.append(items)
         return scope
 
     def order(self, stmt: Any, scope: Scope, targets: list[Target]) -> None:
