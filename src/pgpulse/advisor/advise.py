@@ -15,8 +15,10 @@ import asyncpg
 
 from pgpulse.advisor.candidates import Candidate, candidates_for, covering_index, resolve
 from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, load_table
-from pgpulse.advisor.parse import QueryShape, UnsupportedQuery, analyze
+from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
+from pgpulse.advisor.partitions import with_partition_stats
 from pgpulse.advisor.verify import CandidateRefused, Costed, Statement, Trial, Unbindable, Verifier, statement
+from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import WorkloadQuery
 from pgpulse.sql import UnsafeStatementError, normalize, parses, quote_ident, redact_sql
 
@@ -137,7 +139,8 @@ class Advisor:
     async def table(self, schema: str | None, name: str) -> TableInfo | None:
         key = (schema, name)
         if key not in self._tables:
-            self._tables[key] = await load_table(self.conn, name, schema)
+            # a partitioned parent autovacuum never analyzed: statistics from its partitions
+            self._tables[key] = await with_partition_stats(self.conn, await load_table(self.conn, name, schema))
         return self._tables[key]
 
     async def run(self, workload: Sequence[WorkloadQuery]) -> Advice:
@@ -168,9 +171,9 @@ class Advisor:
         # verdicts are left out of the report for those sources, and shown for queries the user gave.
         noise = "ignored" if query.source in ("pg_stat_statements", "log") else "skipped"
         try:
-            shape = analyze(query.sql)
+            shape = await analyze_with_views(self.conn, query.sql)  # views read through to their tables
         except UnsupportedQuery as exc:
-            return Verdict(query, noise if "reads no table" in str(exc) else "skipped", str(exc))
+            return Verdict(query, noise if isinstance(exc, NotAQuery) else "skipped", str(exc))
         wanted = self.options.table
         if wanted and not any(wanted in (r.name, f"{r.schema}.{r.name}") for r in shape.tables):
             return Verdict(query, "ignored", f"does not read {wanted}")
@@ -222,6 +225,7 @@ class Advisor:
             f"  cost now {before.cost:,.1f}" + (f", uses {', '.join(sorted(before.indexes))}" if before.indexes else "")
         )
         candidates: list[Candidate] = []
+        unverifiable: list[Candidate] = []
         tiny: list[str] = []
         for plan in resolution.plans:
             info = plan.table
@@ -237,10 +241,22 @@ class Advisor:
                         f"  candidate ({candidate.column_list()}) on {info.name}: already served by {existing.name}"
                     )
                     prepared.covered.append(existing.name)
+                elif candidate.method != "btree" and self.verifier.method == "hypopg":
+                    # HypoPG costs B-tree, BRIN, hash and bloom indexes only: say so rather than guess
+                    self.log(f"  candidate {candidate.create_sql(False)}: HypoPG cannot cost it")
+                    unverifiable.append(candidate)
                 else:
                     self.log(f"  candidate ({candidate.column_list()}) on {info.name}: {candidate.reason}")
                     candidates.append(candidate)
         prepared.candidates = candidates
+        if not candidates and unverifiable:
+            return Verdict(
+                query,
+                "skipped",
+                f"not verifiable here: {unverifiable[0].create_sql()} would serve it, but HypoPG cannot cost "
+                f"{unverifiable[0].method.upper()} indexes; verify it with --allow-build on a disposable copy",
+                before.cost,
+            )
         if not candidates:
             if prepared.covered:
                 served = ", ".join(dict.fromkeys(prepared.covered))

@@ -32,6 +32,7 @@ SELECT a.attname, a.attnum, format_type(a.atttypid, a.atttypmod) AS type,
   FROM pg_attribute a
   LEFT JOIN pg_stats s ON s.schemaname = $2 AND s.tablename = $3 AND s.attname = a.attname
  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum  -- column order: ORDER BY 1 over SELECT * needs it
 """
 
 INDEXES_SQL = """

@@ -1,15 +1,20 @@
-"""Where the queries to advise on come from: pg_stat_statements, a server log, the command line or a file."""
+"""Where the queries to advise on come from: pg_stat_statements, a server log, samples of pg_stat_activity,
+the command line, a file or standard input; and the filters Dexter has (tables to include or exclude, a minimum
+total time)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import asyncpg
 
 from pgpulse.logs import read_logs, summarize
-from pgpulse.sql import split_statements
+from pgpulse.sql import fingerprint, split_statements
 
 STATEMENTS_SQL = """
 SELECT s.queryid, s.query, s.calls, s.total_exec_time AS total_ms, s.mean_exec_time AS mean_ms
@@ -21,8 +26,21 @@ SELECT s.queryid, s.query, s.calls, s.total_exec_time AS total_ms, s.mean_exec_t
             AND s.query !~* 'pg_catalog\\.|information_schema\\.|pg_stat|hypopg|^\\s*explain'))
    AND s.calls >= $1
    AND ($2::bigint IS NULL OR s.queryid = $2)
+   AND s.total_exec_time >= $4
  ORDER BY s.total_exec_time DESC
  LIMIT $3
+"""
+
+# Queries running right now in this database, other than this session's and the tools' own.
+ACTIVITY_SQL = """
+SELECT query
+  FROM pg_stat_activity
+ WHERE state = 'active'
+   AND pid <> pg_backend_pid()
+   AND datname = current_database()
+   AND backend_type = 'client backend'
+   AND query ~* '^\\s*(select|with|update|delete)\\M'
+   AND query !~* 'pg_stat_activity|pg_catalog\\.|hypopg'
 """
 HIDDEN = "<insufficient privilege>"  # what pg_stat_statements shows for other roles' statements without the role
 HIDDEN_MARGIN = 50
@@ -53,6 +71,7 @@ async def from_pg_stat_statements(
     min_calls: int = 1,
     queryid: int | None = None,
     warn: Callable[[str], None] = lambda _: None,
+    min_total_ms: float = 0.0,
 ) -> list[WorkloadQuery]:
     installed = await conn.fetchval("SELECT true FROM pg_extension WHERE extname = 'pg_stat_statements'")
     if not installed:
@@ -60,7 +79,7 @@ async def from_pg_stat_statements(
             "pg_stat_statements is not enabled in this database: add it to shared_preload_libraries and run "
             "CREATE EXTENSION pg_stat_statements, or give queries with --query, --file or --log"
         )
-    rows = await conn.fetch(STATEMENTS_SQL, min_calls, queryid, limit + HIDDEN_MARGIN)
+    rows = await conn.fetch(STATEMENTS_SQL, min_calls, queryid, limit + HIDDEN_MARGIN, min_total_ms)
     visible = [r for r in rows if r["query"] != HIDDEN][:limit]
     hidden = len(rows) - len([r for r in rows if r["query"] != HIDDEN])
     if hidden:
@@ -103,3 +122,51 @@ def from_file(path: Path) -> list[WorkloadQuery]:
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     return from_text([text], "file")
+
+
+def from_stdin(stream: TextIO) -> list[WorkloadQuery]:
+    """Statements piped in (``cat queries.sql | pgpulse advise --stdin``)."""
+    return from_text([stream.read()], "stdin")
+
+
+async def from_pg_stat_activity(
+    conn: asyncpg.Connection, seconds: float, interval: float = 0.05, limit: int = 100
+) -> list[WorkloadQuery]:
+    """Sample the queries running in this database for ``seconds`` (Dexter's ``--pg-stat-activity``): for a
+    server without pg_stat_statements. A statement seen in ``n`` samples ran for about ``n × interval``;
+    samples of the same shape (libpg_query fingerprint) are counted together, the first text kept."""
+    seen: dict[str, WorkloadQuery] = {}
+    deadline = time.monotonic() + seconds
+    while True:
+        for row in await conn.fetch(ACTIVITY_SQL):
+            key = fingerprint(row["query"])
+            known = seen.get(key)
+            calls = known.calls + 1 if known else 1
+            seen[key] = WorkloadQuery(row["query"], "pg_stat_activity", calls, calls * interval * 1000)
+        if time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(interval)
+    return sorted(seen.values(), key=lambda q: -q.total_ms)[:limit]
+
+
+def filter_tables(
+    queries: Iterable[WorkloadQuery], include: Iterable[str] = (), exclude: Iterable[str] = ()
+) -> list[WorkloadQuery]:
+    """Dexter's ``--include`` / ``--exclude``: keep queries that read at least one included table (when any is
+    given) and none of the excluded ones. Names match ``table`` or ``schema.table``; queries that do not parse are
+    kept (the advisor reports why it cannot read them)."""
+    from pgpulse.advisor.parse import UnsupportedQuery, analyze
+
+    wanted, unwanted = set(include), set(exclude)
+    kept = []
+    for query in queries:
+        try:
+            refs = analyze(query.sql).tables
+        except UnsupportedQuery:
+            kept.append(query)
+            continue
+        names = {r.name for r in refs} | {f"{r.schema}.{r.name}" for r in refs if r.schema}
+        if names & unwanted or (wanted and not names & wanted):
+            continue
+        kept.append(query)
+    return kept
