@@ -34,7 +34,7 @@ async def test_demo_no_serve_adopts_an_empty_database_then_migrates_and_seeds_it
     conn = await asyncpg.connect(url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM posts") == 650
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0002"
     finally:
         await conn.close()
 
