@@ -147,6 +147,18 @@ async def test_lone_surrogates_are_422_naming_the_field_on_every_post_route(citi
         assert (await client.get("/health/db")).status_code == 200  # nothing broke on the way
 
 
+async def test_numbers_json_cannot_hold_are_422_not_500(citizen_db: Seeded) -> None:
+    """1e400 parses to inf: echoing it back as JSON (which has no Infinity) was the next 500."""
+    async with serve(citizen_db.url) as served, httpx.AsyncClient(base_url=served.base_url) as client:
+        for raw, loc in (
+            ('{"user_id": 1e400, "title": "t"}', ["body", "user_id"]),
+            ('{"user_id": 1, "title": "t", "extra": [1e400, -1e400]}', ["body", "extra"]),
+        ):
+            response = await client.post("/posts", content=raw.encode(), headers={"content-type": "application/json"})
+            assert response.status_code == 422, (raw, response.status_code, response.text[:300])
+            assert loc in [e["loc"] for e in response.json()["detail"]], response.text[:500]
+
+
 async def test_a_100_kb_field_is_not_echoed_back(citizen_db: Seeded) -> None:
     big = "x" * 100_000
     async with serve(citizen_db.url) as served, httpx.AsyncClient(base_url=served.base_url) as client:

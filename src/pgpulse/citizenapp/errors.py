@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 import asyncpg
@@ -104,9 +105,13 @@ def _echo(value: Any) -> Any:
     """A rejected value as the error body may show it: whole when short, else cut with its size stated."""
     if isinstance(value, str):
         return value if len(value) <= ECHO_MAX_CHARS else f"{value[:ECHO_MAX_CHARS]}… ({len(value):,} characters)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no Infinity: a body with 1e400 reaches us as inf
     if value is None or isinstance(value, (bool, int, float)):
         return value
     encoded = json.dumps(jsonable_encoder(value), ensure_ascii=True, default=str)
+    if "Infinity" in encoded or "NaN" in encoded:  # a non-finite float nested in the value
+        return f"{encoded[:ECHO_MAX_CHARS]}… (not echoed as JSON: holds a non-finite number)"
     if len(encoded) <= ECHO_MAX_CHARS:
         return jsonable_encoder(value)
     return f"{encoded[:ECHO_MAX_CHARS]}… ({len(encoded):,} characters of JSON)"
