@@ -155,3 +155,20 @@ async def test_a_created_database_is_marked_kept_between_runs_and_reseeded_only_
     finally:
         await conn.execute("DROP DATABASE IF EXISTS pgpulse_demo WITH (FORCE)")
         await conn.close()
+
+
+async def test_a_role_that_may_not_create_databases_is_told_what_to_do(pg_url: str) -> None:
+    admin = await asyncpg.connect(pg_url)
+    role, password = "demo_no_createdb", "Rl-9f3kq-pw"
+    await admin.execute(f"DROP ROLE IF EXISTS {role}")
+    await admin.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB PASSWORD '{password}'")
+    try:
+        before = sorted(r[0] for r in await admin.fetch("SELECT datname FROM pg_database"))
+        url = make_url(pg_url).set(username=role, password=password, database="pgpulse_demo_not_allowed")
+        result = run_cli("demo", "--no-serve", url=url.render_as_string(hide_password=False))
+        line = assert_refused(result, "may not create it", "--adopt-empty")
+        assert password not in result.stdout + result.stderr, line
+        assert sorted(r[0] for r in await admin.fetch("SELECT datname FROM pg_database")) == before
+    finally:
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
