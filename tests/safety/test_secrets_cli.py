@@ -46,14 +46,18 @@ def bad_urls(pg_url: str) -> dict[str, str]:
 
 KEYWORD_DSN = f"host=127.0.0.1 port=5432 user=postgres password={SECRET} dbname=postgres"
 COMMANDS = ("doctor", "advise", "bench", "demo", "serve")
-# advise, demo and serve resolve and connect through the same code as doctor: two cases each keep the suite lean
+# advise, bench, demo and serve parse and connect through the same code as doctor (db.engine, asyncpg):
+# two cases each keep the suite lean
 SHARED_PATH_CASES = ("wrong password in ?password=", "closed port, password in user-info")
 
 
 def _cases(command: str, bad_urls: dict[str, str]) -> dict[str, str]:
-    if command in ("doctor", "bench"):
+    if command == "doctor":
         return bad_urls
-    return {case: url for case, url in bad_urls.items() if case in SHARED_PATH_CASES}
+    # bench once handed the raw URL to asyncpg, which read an unencoded "/" in the password as the end of the
+    # host and printed the password inside a ValueError traceback
+    extra = ("wrong password in user-info, unencoded /",) if command == "bench" else ()
+    return {case: url for case, url in bad_urls.items() if case in SHARED_PATH_CASES + extra}
 
 
 BENCH_BAD_URLS = {
