@@ -22,9 +22,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-async def test_demo_no_serve_migrates_and_seeds_the_given_database(make_database) -> None:  # type: ignore[no-untyped-def]
-    url = await make_database("demo")
-    result = run_cli("demo", "--no-serve", "--users", "30", "--posts", "600", "--database-url", url)
+async def test_demo_no_serve_adopts_an_empty_database_then_migrates_and_seeds_it(make_database) -> None:  # type: ignore[no-untyped-def]
+    url = await make_database("demo")  # exists and is empty: used only with --adopt-empty (tests/safety has the rest)
+    result = run_cli("demo", "--no-serve", "--adopt-empty", "--users", "30", "--posts", "600", "--database-url", url)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "migrated to head" in out and "seeded 31 users, 650 posts" in out and "ready in" in out
@@ -34,7 +34,7 @@ async def test_demo_no_serve_migrates_and_seeds_the_given_database(make_database
     conn = await asyncpg.connect(url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM posts") == 650
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0002"
     finally:
         await conn.close()
 

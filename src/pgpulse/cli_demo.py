@@ -3,6 +3,11 @@
 The demo is the shortest path from ``pip install`` to seeing every lesson: a real PostgreSQL (embedded unless
 ``DATABASE_URL`` is set), the schema from Alembic, realistic skewed data, one planted instance of each
 problem the doctor finds, and CitizenApp serving with the profiler on.
+
+The demo writes only to a database it created and marked (``pgpulse.db.demo_database``): given a
+``DATABASE_URL``, it creates the database the URL names (``pgpulse_demo`` if none) or reuses it when it carries
+the marker, and refuses any other existing database before writing anything. Its data persist between runs;
+``--reseed`` replaces them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NoReturn
 
 import asyncpg
 import typer
@@ -20,10 +26,17 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pgpulse.db.databases import create_database
+from pgpulse.db.demo_database import (
+    DemoDatabase,
+    demo_url,
+    forget_seeded,
+    open_demo_database,
+    record_seeded,
+    require_marker,
+)
 from pgpulse.db.engine import DatabaseURLError, redact
-from pgpulse.db.resolve import DEMO_DATABASE, Target, resolve_or_fail
-from pgpulse.errors import fail
+from pgpulse.db.resolve import Target, resolve_or_fail
+from pgpulse.errors import UserError, fail
 from pgpulse.settings import Settings
 
 console = Console(highlight=False, soft_wrap=True)
@@ -51,22 +64,38 @@ def _open_target(url: str | None, keep_running: bool) -> Target:
     return target
 
 
-async def _ensure_database(target: Target) -> None:
-    if target.server is None:
-        return
-    await create_database(target.server.url(), DEMO_DATABASE, if_missing=True)
+@dataclass(frozen=True)
+class SeedChoice:
+    users: int
+    posts: int
+    plant: bool
+    reseed: bool
+    adopt_empty: bool
 
 
-async def _prepare(target: Target, users: int, posts: int, plant: bool) -> dict[str, Any]:
+async def _prepare(target: Target, choice: SeedChoice) -> DemoDatabase:
+    """Open (or create) the marked demo database, migrate it, and seed it unless its data are already there."""
     from pgpulse.citizenapp.migrate import upgrade_async
+
+    db = await open_demo_database(target.url, adopt_empty=choice.adopt_empty)
+    console.print(f"[green]✓[/] {'created' if db.created else 'opened'} the demo database {db.name} (demo marker set)")
+    began = time.perf_counter()
+    await upgrade_async(db.url)
+    console.print(f"[green]✓[/] migrated to head (Alembic) in {time.perf_counter() - began:.2f} s")
+    if db.seeded_at is not None and not choice.reseed:
+        console.print(
+            f"[green]✓[/] kept the demo data seeded {db.seeded_at:%Y-%m-%d %H:%M %Z} "
+            "(pass --reseed to load fresh data with --users/--posts)"
+        )
+        return db
+    return await _seed(db, choice)
+
+
+async def _seed(db: DemoDatabase, choice: SeedChoice) -> DemoDatabase:
     from pgpulse.citizenapp.seed import SeedSpec, seed
 
-    await _ensure_database(target)
-    began = time.perf_counter()
-    await upgrade_async(target.url)
-    console.print(f"[green]✓[/] migrated to head (Alembic) in {time.perf_counter() - began:.2f} s")
-
-    spec = SeedSpec(users=users, posts=posts)
+    await forget_seeded(db.url)  # an interrupted (re-)seed is redone by the next run
+    spec = SeedSpec(users=choice.users, posts=choice.posts)
     with Progress(
         TextColumn("  loading {task.description}"),
         BarColumn(),
@@ -83,22 +112,24 @@ async def _prepare(target: Target, users: int, posts: int, plant: bool) -> dict[
             bar.update(tasks[table], completed=done, total=total)
 
         began = time.perf_counter()
-        result = await seed(target.url, spec, progress=progress)
+        result = await seed(db.url, spec, progress=progress)
     took = time.perf_counter() - began
     console.print(
         f"[green]✓[/] seeded {result.users:,} users, {result.posts:,} posts, {result.comments:,} comments "
         f"with COPY in {took:.2f} s, then ANALYZE ({result.seconds['analyze'] * 1000:.0f} ms)"
     )
-    if plant:
+    if choice.plant:
         from pgpulse.doctor.demo_problems import plant_problems
 
         began = time.perf_counter()
-        await plant_problems(target.url)
+        await plant_problems(db.url)
         console.print(
             f"[green]✓[/] planted one instance of each problem for `pgpulse doctor` "
             f"in {time.perf_counter() - began:.2f} s"
         )
-    return {"hot": result.hot_user_ids[0] if result.hot_user_ids else 1, "showcase": result.showcase_user_id}
+    hot = result.hot_user_ids[0] if result.hot_user_ids else None
+    await record_seeded(db.url, hot, result.showcase_user_id)
+    return replace(db, hot_user_id=hot, showcase_user_id=result.showcase_user_id)
 
 
 class _QuietServer(uvicorn.Server):
@@ -115,54 +146,86 @@ class _QuietServer(uvicorn.Server):
             self._captured_signals.clear()
 
 
-def _serve(target: Target, port: int, host: str, profiler: bool) -> None:
+def _serve(url: str, port: int, host: str, profiler: bool) -> None:
     from pgpulse.citizenapp.app import create_app
 
-    settings = Settings(database_url=target.url, server_timing=True, metrics_route=True, profiler_enabled=profiler)
-    app = create_app(target.url, settings)
+    settings = Settings(database_url=url, server_timing=True, metrics_route=True, profiler_enabled=profiler)
+    app = create_app(url, settings)
     console.print(f"\nCitizenApp on [bold]http://{host}:{port}[/]  (API docs: /docs, metrics: /metrics)  Ctrl-C stops")
     server = _QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     asyncio.run(server.serve())
 
 
+def _cannot(action: str, url: str, exc: BaseException) -> NoReturn:
+    """One line for any failure at the command's edge: a demo must never end in a traceback."""
+    if isinstance(exc, UserError):
+        fail(str(exc))
+    lines = str(exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    if not isinstance(exc, (OSError, asyncpg.PostgresError, DatabaseURLError)):
+        reason = f"{type(exc).__name__}: {reason}"
+    fail(f"cannot {action} {redact(url)}: {reason}")
+
+
 def demo(
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after migrating and seeding."),
     port: int = typer.Option(8000, min=1, max=65535, help="HTTP port for CitizenApp."),
-    users: int = typer.Option(2_000, min=1, help="Users to generate."),
-    posts: int = typer.Option(200_000, min=0, help="Posts to generate (skewed: a few hot users)."),
+    users: int = typer.Option(2_000, min=1, help="Users to generate (when seeding)."),
+    posts: int = typer.Option(200_000, min=0, help="Posts to generate (skewed: a few hot users; when seeding)."),
     no_problems: bool = typer.Option(False, "--no-problems", help="Do not plant the doctor's demo problems."),
+    reseed: bool = typer.Option(False, "--reseed", help="Replace the demo data kept from an earlier run."),
+    adopt_empty: bool = typer.Option(
+        False, "--adopt-empty", help="Use (and mark) the URL's existing database if it is empty of objects."
+    ),
     database_url: str | None = typer.Option(
-        None, "--database-url", envvar="DATABASE_URL", help="Use this server instead of the embedded one."
+        None,
+        "--database-url",
+        envvar="DATABASE_URL",
+        help="A server for the demo: its database (default pgpulse_demo) is created and marked by the demo; "
+        "an existing database without the demo marker is refused.",
     ),
 ) -> None:
-    """Start PostgreSQL (embedded unless DATABASE_URL), migrate, seed, and serve CitizenApp."""
+    """Start PostgreSQL (embedded unless DATABASE_URL), migrate, seed once, and serve CitizenApp."""
     host = "127.0.0.1"
     if not no_serve and not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one, or --no-serve")
     began = time.perf_counter()
     target = _open_target(database_url, keep_running=False)
+    choice = SeedChoice(users=users, posts=posts, plant=not no_problems, reseed=reseed, adopt_empty=adopt_empty)
     try:
         try:
-            ids = asyncio.run(_prepare(target, users, posts, plant=not no_problems))
-        except (OSError, asyncpg.PostgresError, DatabaseURLError) as exc:
-            fail(f"cannot prepare the demo database {redact(target.url)}: {str(exc).splitlines()[0]}")
+            db = asyncio.run(_prepare(target, choice))
+        except Exception as exc:  # the command's edge: one line, whatever went wrong
+            _cannot("prepare the demo database", target.url, exc)
         console.print(f"[green]✓[/] ready in {time.perf_counter() - began:.2f} s\n")
         base = f"http://{host}:{port}"
         console.print("Try:")
-        showcase = ids["showcase"]
-        for strategy in ("lazy", "selectin", "single"):
-            console.print(f"  curl -si '{base}/users/{showcase}/posts?strategy={strategy}' | grep -i server-timing")
-        console.print(f"  curl -s '{base}/users/{ids['hot']}/posts/published?limit=10'")
+        if db.showcase_user_id is not None:
+            for strategy in ("lazy", "selectin", "single"):
+                console.print(
+                    f"  curl -si '{base}/users/{db.showcase_user_id}/posts?strategy={strategy}' | grep -i server-timing"
+                )
+        console.print(f"  curl -s '{base}/users/{db.hot_user_id or 1}/posts/published?limit=10'")
         console.print(f"  curl -s {base}/health/db")
-        where = "" if target.server else " " + redact(target.url)
+        where = "" if target.server else " " + redact(db.url)
         console.print(f"  pgpulse doctor{where} --app-workers 4 --pool-size 10")
         console.print(f"  pgpulse advise{where} --table audit_events -v")
         if not no_serve:
-            _serve(target, port, host, profiler=True)
+            _serve(db.url, port, host, profiler=True)
     finally:
         target.close()
         if target.owns_server:
             console.print("[green]✓[/] PostgreSQL stopped")
+
+
+async def _check_marked(url: str) -> str:
+    dsn, _ = demo_url(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await require_marker(conn)
+    finally:
+        await conn.close()
+    return dsn
 
 
 def serve(
@@ -170,11 +233,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     database_url: str | None = typer.Option(None, "--database-url", envvar="DATABASE_URL"),
 ) -> None:
-    """Serve CitizenApp on an existing database (DATABASE_URL or the embedded demo cluster)."""
+    """Serve CitizenApp on the demo database (DATABASE_URL or the embedded demo cluster); it must carry the
+    demo marker, since CitizenApp writes to users, posts and comments."""
     if not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one")
     target = _open_target(database_url, keep_running=False)
     try:
-        _serve(target, port, host, profiler=True)
+        try:
+            url = asyncio.run(_check_marked(target.url))
+        except Exception as exc:  # the command's edge: one line, whatever went wrong
+            _cannot("serve CitizenApp on", target.url, exc)
+        _serve(url, port, host, profiler=True)
     finally:
         target.close()

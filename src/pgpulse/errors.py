@@ -6,6 +6,7 @@ import sys
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -17,6 +18,17 @@ class UserError(Exception):
     """An error the user can fix; ``str()`` is the one-line message shown to them."""
 
 
+class DemoDatabaseRefused(UserError):
+    """``pgpulse demo``/``serve`` will not write to this database: it exists and the demo did not create it."""
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    _stderr.print(f"[bold red]error:[/] {message}")
+    """Print ``message`` as one ``error:`` line (secrets masked, newlines folded) and exit with ``code``.
+
+    Messages quote driver errors, and a driver error can quote the DSN it was given: every line goes through
+    the redaction module here, so no command has to remember to."""
+    from pgpulse.sql.redact import redact_text  # pglast: only paid for on the error path
+
+    line = " ".join(redact_text(message).split())
+    _stderr.print(f"[bold red]error:[/] {escape(line)}", markup=True)  # "[/x]" in a message is text
     sys.exit(code)

@@ -117,3 +117,27 @@ async def test_health_is_503_when_the_database_is_unreachable() -> None:
         assert "secret" not in response.text
         api = await client.get("/users/1")
         assert api.status_code == 503 and api.headers["retry-after"] == "1"
+
+
+async def test_duplicate_email_is_409_whatever_its_case(citizen: Any) -> None:
+    client = citizen.client
+    first = await client.post("/users", json={"name": "Grace", "email": "grace.hopper@example.org"})
+    assert first.status_code == 201, first.text
+    for variant in ("Grace.Hopper@example.org", "GRACE.HOPPER@EXAMPLE.ORG"):
+        again = await client.post("/users", json={"name": "Grace", "email": variant})
+        assert again.status_code == 409, (variant, again.text)
+    conn = await asyncpg.connect(citizen.url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM users WHERE lower(email) = 'grace.hopper@example.org'") == 1
+    finally:
+        await conn.close()
+
+
+async def test_published_posts_of_a_missing_user_is_404_like_its_posts(citizen: Any) -> None:
+    client = citizen.client
+    missing = await client.get("/users/987654321/posts/published")
+    assert missing.status_code == 404 and missing.json() == {"detail": "user 987654321 not found"}
+    fresh = await client.post("/users", json={"name": "No Posts", "email": "no.posts@example.org"})
+    assert fresh.status_code == 201, fresh.text
+    empty = await client.get(f"/users/{fresh.json()['id']}/posts/published")
+    assert empty.status_code == 200 and empty.json() == []

@@ -50,10 +50,10 @@ async def test_strategies_return_identical_bodies_for_the_showcase_user(citizen:
     assert body["user"] == {"id": uid, "name": f"Citizen {uid}", "email": f"citizen{uid}@example.org"}
 
 
-@pytest.mark.parametrize("pick", ["hot", "cold", "empty"])
-async def test_query_counts_lazy_is_1_plus_n_plus_nm_selectin_3_single_1(citizen: Any, pick: str) -> None:
-    if pick == "hot":
-        uid = citizen.seeded.hot_user_ids[0]
+@pytest.mark.parametrize("pick", ["showcase", "cold", "empty"])
+async def test_query_counts_lazy_is_2_plus_n_selectin_3_single_1(citizen: Any, pick: str) -> None:
+    if pick == "showcase":
+        uid = citizen.seeded.showcase_user_id
     else:
         # a cold user with some posts, or one with none
         async with citizen.app.state.engine.connect() as conn:
@@ -69,15 +69,33 @@ async def test_query_counts_lazy_is_1_plus_n_plus_nm_selectin_3_single_1(citizen
     selectin, n_selectin = await get_posts(citizen, uid, "selectin")
     single, n_single = await get_posts(citizen, uid, "single")
     assert lazy == selectin == single
-    m_posts = len(single["posts"])  # type: ignore[arg-type]
-    # N = 1 user: 1 query for the user + N for their posts + N·M for each post's comments.
-    assert n_lazy == 1 + 1 + 1 * m_posts
-    # selectin: user, posts, comments; SQLAlchemy sends the IN list in chunks of 500 parents, and skips the
-    # comments query when there are no posts.
-    assert n_selectin == (2 + math.ceil(m_posts / 500) if m_posts else 2)
-    if 0 < m_posts <= 500:
-        assert n_selectin == 3
+    n_posts = len(single["posts"])  # type: ignore[arg-type]
+    # the user (with their post count, for the cap), their posts, then one comments query per post
+    assert n_lazy == 2 + n_posts
+    if pick == "showcase":
+        assert n_posts == SHOWCASE_POSTS == 50 and n_lazy == 52  # the README's figure
+    # selectin: user, posts, comments; SQLAlchemy skips the comments query when there are no posts.
+    assert n_selectin == (3 if n_posts else 2)
     assert n_single == 1
+
+
+async def test_selectin_chunks_the_in_list_by_500_for_a_hot_user(citizen: Any) -> None:
+    uid = citizen.seeded.hot_user_ids[0]
+    selectin, n_selectin = await get_posts(citizen, uid, "selectin")
+    n_posts = len(selectin["posts"])  # type: ignore[arg-type]
+    assert n_posts == 600  # SPEC: 40 % of 3,000 posts over 2 hot users
+    assert n_selectin == 2 + math.ceil(n_posts / 500) == 4
+
+
+async def test_lazy_refuses_a_user_above_the_cap_with_a_422_naming_the_strategy(citizen: Any) -> None:
+    uid = citizen.seeded.hot_user_ids[0]  # 600 posts, over LAZY_MAX_POSTS = 500
+    with count_queries(citizen) as statements:
+        response = await citizen.client.get(f"/users/{uid}/posts", params={"strategy": "lazy"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", "strategy"]
+    assert "capped at 500 posts" in error["msg"] and "this user has 600" in error["msg"]
+    assert len(statements) == 1, "refused after the one query that reads the user and the count"
 
 
 async def test_unknown_user_is_404_in_every_strategy(citizen: Any) -> None:

@@ -33,7 +33,7 @@ async def test_upgrade_creates_tuned_schema_and_round_trips(make_database) -> No
                 "autovacuum_vacuum_scale_factor=0.05",
                 "autovacuum_analyze_scale_factor=0.02",
             }
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0002"
     finally:
         await conn.close()
     await asyncio.to_thread(downgrade, url)

@@ -19,6 +19,7 @@ from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.databases import create_database
 from pgpulse.db.engine import async_url, libpq_url
+from pgpulse.sql.quote import quote_ident
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,6 @@ async def create_bench_data(maintenance_url: str, sizes: Sizes) -> BenchData:
 async def drop_bench_data(data: BenchData) -> None:
     conn = await asyncpg.connect(data.maintenance_url)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{data.database}" WITH (FORCE)')
+        await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(data.database)} WITH (FORCE)")
     finally:
         await conn.close()

@@ -22,7 +22,7 @@ from pgpulse.bench.context import BenchContext, Sizes, create_bench_data, drop_b
 from pgpulse.bench.report import compare_runs, write_outputs
 from pgpulse.bench.stats import PairResult
 from pgpulse.db.embedded import EmbeddedError, ephemeral_server
-from pgpulse.db.engine import DatabaseURLError, redact
+from pgpulse.db.engine import DatabaseURLError, libpq_url, redact
 from pgpulse.errors import UserError, fail
 
 PairRunner = Callable[[BenchContext], Awaitable[PairResult]]
@@ -129,11 +129,24 @@ def run_bench(
     return {**result, "files": written}
 
 
+def checked_url(database_url: str | None) -> str | None:
+    """The URL in the one form both drivers parse alike (percent-encoded), or None for a throw-away server.
+
+    Raises DatabaseURLError for anything that is not a usable postgresql:// URL, including ``''``: asyncpg
+    would otherwise raise its own errors (or read an unencoded password as the port) deep inside a pair."""
+    if database_url is None:
+        return None
+    if not database_url.strip():
+        raise DatabaseURLError("the database URL is empty: pass postgresql://user:password@host:port/dbname, or none")
+    return libpq_url(database_url)
+
+
 def run_cli(database_url: str | None, *, only: str | None, quick: bool, out: str, compare: str | None) -> None:
     try:
         names = parse_only(only)
         old = load_results(compare) if compare else None
-    except UserError as exc:
+        url = checked_url(database_url)
+    except (UserError, DatabaseURLError) as exc:
         fail(str(exc))
     out_dir = Path(out)
     try:
@@ -141,10 +154,14 @@ def run_cli(database_url: str | None, *, only: str | None, quick: bool, out: str
     except OSError as exc:
         fail(f"cannot create output directory {out_dir}: {exc.strerror}")
     try:
-        result = run_bench(database_url, names, quick=quick, out=out_dir)
-    except (OSError, asyncpg.PostgresError, DatabaseURLError, EmbeddedError, RuntimeError) as exc:
-        where = redact(database_url) if database_url else "the embedded server"
-        fail(f"bench failed on {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        result = run_bench(url, names, quick=quick, out=out_dir)
+    except Exception as exc:  # the command's edge: one redacted line, whatever the driver raised
+        where = redact(url) if url else "the embedded server"
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        if not isinstance(exc, (OSError, asyncpg.PostgresError, DatabaseURLError, EmbeddedError)):
+            reason = f"{type(exc).__name__}: {reason}"
+        fail(f"bench failed on {where}: {reason}")
     print((out_dir / "latest.md").read_text())
     if old is not None:
         table = compare_runs(old, result)

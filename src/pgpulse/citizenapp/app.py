@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from pgpulse.citizenapp import errors
+from pgpulse.citizenapp.disconnect import CancelOnDisconnect
 from pgpulse.citizenapp.routes import posts, users
 from pgpulse.db import health
 from pgpulse.db.engine import make_engine
@@ -68,4 +69,6 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     app.include_router(posts.router)
     app.include_router(health.router)
     errors.install(app)
+    # Added last, so outermost: a client that hangs up cancels the whole request, profiler included.
+    app.add_middleware(CancelOnDisconnect)
     return app

@@ -6,15 +6,22 @@
   is wrong, exactly like a validation error. Found by fuzzing: ``"name": "a\\u0000b"`` passes pydantic and
   PostgreSQL rejects it with SQLSTATE 22021; an id of 10**25 passes ``gt=0`` and asyncpg cannot encode it as
   bigint (a client-side ``DataError``, no SQLSTATE).
+* a request that fails validation → 422 in FastAPI's shape, the echoed input cut at ``ECHO_MAX_CHARS`` and
+  non-ASCII escaped (a lone surrogate cannot be encoded as UTF-8).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+from typing import Any
 
 import asyncpg
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
@@ -25,6 +32,7 @@ QUERY_CANCELED = "57014"
 # invalid_text_representation, datetime_field_overflow: data exceptions caused by the request's values.
 REJECTED_VALUES = frozenset({"22021", "22P05", "22001", "22003", "22P02", "22008"})
 RETRY_AFTER_S = "1"
+ECHO_MAX_CHARS = 200  # of a rejected value, in a 422 body
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -66,7 +74,9 @@ def classify(error: BaseException) -> tuple[int, str]:
         return 503, "database connection lost"
     if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, OSError, asyncio.TimeoutError)):
         return 503, "database unavailable"
-    if state is not None and state[:2] in ("08", "57", "53"):  # connection, operator intervention, resources
+    # connection, operator intervention, resources; and the app's own configuration: a wrong password (28P01)
+    # or a dropped database (3D000) is an outage for the client, not a bug in its request
+    if state is not None and state[:2] in ("08", "57", "53", "28", "3D"):
         return 503, "database unavailable"
     return 500, "database error"
 
@@ -83,6 +93,48 @@ async def _handle(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=status, content=content, headers=headers)
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate from the request (``"\\ud800"``) stays a valid escape
+    instead of failing to encode as UTF-8 (which turned every such 422 into a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _echo(value: Any) -> Any:
+    """A rejected value as the error body may show it: whole when short, else cut with its size stated."""
+    if isinstance(value, str):
+        return value if len(value) <= ECHO_MAX_CHARS else f"{value[:ECHO_MAX_CHARS]}… ({len(value):,} characters)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no Infinity: a body with 1e400 reaches us as inf
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    encoded = json.dumps(jsonable_encoder(value), ensure_ascii=True, default=str)
+    if "Infinity" in encoded or "NaN" in encoded:  # a non-finite float nested in the value
+        return f"{encoded[:ECHO_MAX_CHARS]}… (not echoed as JSON: holds a non-finite number)"
+    if len(encoded) <= ECHO_MAX_CHARS:
+        return jsonable_encoder(value)
+    return f"{encoded[:ECHO_MAX_CHARS]}… ({len(encoded):,} characters of JSON)"
+
+
+async def _validation(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422 body (``detail``: ``loc``, ``msg``, ``type``, ``input``), with every echoed string capped:
+    a 100 KB field must not come back as a 100 KB error (nor fill the logs of whoever records responses)."""
+    assert isinstance(error, RequestValidationError)
+    detail = []
+    for item in error.errors():
+        entry: dict[str, Any] = {
+            "type": item.get("type"),
+            "loc": [_echo(part) for part in item.get("loc", ())],
+            "msg": _echo(str(item.get("msg", ""))),
+        }
+        if "input" in item:
+            entry["input"] = _echo(item["input"])
+        detail.append(entry)
+    return AsciiJSONResponse(status_code=422, content={"detail": detail})
+
+
 def install(app: FastAPI) -> None:
     for kind in (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError):
         app.add_exception_handler(kind, _handle)
+    app.add_exception_handler(RequestValidationError, _validation)

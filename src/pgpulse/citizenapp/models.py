@@ -28,11 +28,17 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     posts: Mapped[list[Post]] = relationship(
         back_populates="author", order_by="(Post.created_at.desc(), Post.id.desc())"
+    )
+
+    __table_args__ = (
+        # One account per address as people read it: A@x.org and a@x.org are the same mailbox in practice
+        # (migration 0002). Stored as typed; compared in lower case.
+        Index("ux_users_email_lower", func.lower(email), unique=True),
     )
 
 

@@ -6,6 +6,7 @@ built by PostgreSQL (``single`` strategy) and the one built by pydantic are the 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -15,10 +16,17 @@ Status = Literal["draft", "published", "archived"]
 BIGINT_MAX = 2**63 - 1
 
 
+# JSON may spell a lone UTF-16 surrogate ("\\ud800"); Python decodes it into a str that cannot be encoded as
+# UTF-8, so asyncpg (and the JSON response echoing it) would fail with a 500 deep inside the request.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _storable(value: str) -> str:
-    """PostgreSQL text cannot hold NUL: refuse it here, as a 422 naming the field, not at INSERT time."""
+    """PostgreSQL text holds neither NUL nor lone surrogates: refuse them here, as a 422 naming the field."""
     if "\x00" in value:
         raise ValueError("NUL characters (\\u0000) cannot be stored")
+    if _SURROGATE.search(value):
+        raise ValueError("lone UTF-16 surrogates (\\ud800-\\udfff) are not text and cannot be stored")
     return value
 
 

@@ -35,6 +35,8 @@ def async_url(url: str) -> URL:
     backend = parsed.get_backend_name()
     if backend not in ("postgres", "postgresql"):
         raise DatabaseURLError(f"{backend!r} is not PostgreSQL: pgpulse needs a postgresql:// URL")
+    if parsed.port is not None and not 0 < parsed.port < 65536:  # the driver would raise OverflowError
+        raise DatabaseURLError(f"port {parsed.port} in {redact(url)} is out of range: use 1-65535 (default 5432)")
     return parsed.set(drivername="postgresql+asyncpg")
 
 

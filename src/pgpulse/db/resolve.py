@@ -30,6 +30,10 @@ def resolve(url: str | None, database: str = DEMO_DATABASE, keep_running: bool =
     The embedded cluster persists in the user cache directory, so ``pgpulse doctor`` after ``pgpulse demo``
     audits the demo data. A server already running (e.g. ``pgpulse demo`` still serving) is reused.
     """
+    if url is not None and not url.strip():  # typed on purpose (``''``): not the same as giving none
+        raise DatabaseURLError(
+            "the database URL is empty: pass postgresql://user:password@host:port/dbname, or no URL at all"
+        )
     dsn = url or os.environ.get("PGPULSE_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if dsn:
         return Target(url=libpq_url(dsn), server=None)

@@ -1,6 +1,7 @@
 """Plant one instance of each problem the doctor finds, so ``pgpulse doctor`` on the demo shows them all.
 
-Only ever run against the demo database (``pgpulse demo`` calls it). It drops and recreates its own
+Only ever runs against the demo database (``pgpulse demo`` calls it): it refuses a database without the demo
+marker (``pgpulse.db.demo_database``) before writing anything. It drops and recreates its own
 tables, so it is safe to run again. What it plants, and which check should fire:
 
 * ``audit_events``: 200,000 rows queried by ``account_id`` ordered by ``created_at`` with no index for
@@ -29,6 +30,7 @@ import contextlib
 
 import asyncpg
 
+from pgpulse.db.demo_database import require_marker
 from pgpulse.db.engine import libpq_url
 from pgpulse.sql import quote_ident
 
@@ -93,6 +95,7 @@ SLOW_QUERY = "SELECT id, kind, created_at FROM audit_events WHERE account_id = $
 async def plant_problems(url: str) -> None:
     conn = await asyncpg.connect(libpq_url(url))
     try:
+        await require_marker(conn)  # it drops tables: never on a database the demo did not create
         for extension in ("pg_stat_statements", "pgstattuple"):
             # not shipped or not preloaded on this server: the doctor says how to enable it
             with contextlib.suppress(asyncpg.PostgresError):
