@@ -1,0 +1,118 @@
+"""Where a statement came from: the first frame of the application's own code, found by walking the stack.
+
+Library code is anything installed — the standard library, site-packages / dist-packages (``sysconfig`` and
+``site`` say where those are), frozen and generated modules — plus pgpulse itself (its CitizenApp excepted, an
+application like any other). No list of package names: a SQLModel or a private wrapper package installed into
+site-packages is library code too, and an application's own modules are never mistaken for it.
+
+Walking costs a few µs, so the listeners call :func:`find_site` only for a statement whose shape has already
+repeated (never for a statement that runs once), and the verdict per code object is cached.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import site
+import sys
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import CodeType, FrameType
+
+_PGPULSE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_CITIZENAPP_DIR = os.path.join(_PGPULSE_DIR, "citizenapp") + os.sep
+
+
+def _installed_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    dirs.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if isinstance(user_site, str):
+        dirs.add(user_site)
+    return tuple(os.path.join(os.path.realpath(d), "") for d in sorted(dirs) if d)
+
+
+INSTALLED_DIRS = _installed_dirs()
+
+
+def is_library(filename: str) -> bool:
+    """True for installed code (stdlib, site-packages), generated code and pgpulse's own tooling."""
+    if not filename or filename.startswith("<"):
+        return True  # <frozen importlib._bootstrap>, <string>, <template>: not a line a user can edit
+    path = os.path.realpath(filename) if not os.path.isabs(filename) else filename
+    if path.startswith(_PGPULSE_DIR):
+        return not path.startswith(_CITIZENAPP_DIR)
+    return path.startswith(INSTALLED_DIRS)
+
+
+_verdicts: dict[CodeType, bool] = {}  # code object → is library; bounded by the program's code
+
+
+def _library(code: CodeType) -> bool:
+    verdict = _verdicts.get(code)
+    if verdict is None:
+        verdict = _verdicts[code] = is_library(code.co_filename)
+    return verdict
+
+
+# FastAPI validates and serializes the endpoint's return value in these functions (fastapi/routing.py,
+# fastapi/_compat); a lazy load under them happens after the route function returned.
+_SERIALIZERS = {"serialize_response", "validate", "_validate"}
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A line of application code (``during_serialization``: reached from FastAPI's response serialization,
+    where no application frame is on the stack)."""
+
+    filename: str
+    lineno: int
+    function: str
+    during_serialization: bool = False
+
+    @property
+    def line(self) -> str:
+        return linecache.getline(self.filename, self.lineno).strip() if self.filename else ""
+
+    def __str__(self) -> str:
+        if not self.filename:
+            return "FastAPI response serialization"
+        return f"{self.filename}:{self.lineno} in {self.function}()"
+
+
+SERIALIZATION = Site("", 0, "", during_serialization=True)
+
+
+def _frames(start: FrameType | None) -> Iterator[FrameType]:
+    """The frames from ``start`` outwards, hopping from a SQLAlchemy greenlet to the awaiting coroutine."""
+    frame = start
+    hops = 0
+    greenlet_mod = sys.modules.get("greenlet")
+    current = greenlet_mod.getcurrent() if greenlet_mod is not None else None
+    while True:
+        while frame is not None:
+            yield frame
+            frame = frame.f_back
+        # Async SQLAlchemy runs the ORM in a child greenlet; the application's ``await`` waits in the
+        # parent greenlet, whose suspended frame continues the story.
+        parent = getattr(current, "parent", None)
+        if parent is None or hops > 4:
+            return
+        frame = getattr(parent, "gr_frame", None)
+        current = parent
+        hops += 1
+
+
+def find_site(skip: int = 1) -> Site | None:
+    """The innermost application frame; :data:`SERIALIZATION` when FastAPI's response serialization comes
+    first (the lazy load ran while the response was being built); None when only library code is on the stack."""
+    for frame in _frames(sys._getframe(skip)):
+        code = frame.f_code
+        if _library(code):
+            if code.co_name in _SERIALIZERS and f"{os.sep}fastapi{os.sep}" in code.co_filename:
+                return SERIALIZATION
+            continue
+        return Site(code.co_filename, frame.f_lineno, code.co_name)
+    return None
