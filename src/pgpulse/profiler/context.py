@@ -66,6 +66,7 @@ class LoadInfo:
     prop: Any = None  # the RelationshipProperty being loaded (LAZY / BATCH)
     parent_chain: tuple[Any, ...] = ()  # relationships that loaded the parent object, outermost first (LAZY)
     eager: tuple[EagerUse, ...] = ()  # options carried by an application query (QUERY)
+    depth: int = 1  # self-referential lazy loads: the level of the parent object in the walk (root = 1)
 
 
 @dataclass(slots=True)
@@ -167,11 +168,13 @@ class Record:
     route: str | None = None
     method: str | None = None
     scope: MutableMapping[str, Any] | None = None  # the ASGI scope: the router fills in the matched route later
+    path: str | None = None  # the path as the client sent it, root_path included (routers rewrite the scope's)
     queries: list[QueryEvent] = field(default_factory=list)
     counts: dict[tuple[str, Any], int] = field(default_factory=dict)  # (fingerprint, lazy relationship) → runs
     eager: list[EagerUse] = field(default_factory=list)
     eager_rows: dict[Any, int] = field(default_factory=dict)  # relationship → rows its eager batches loaded
     accessed: set[Any] = field(default_factory=set)  # relationships read (only those some query eager-loads)
+    depths: dict[Any, int] = field(default_factory=dict)  # object state → level, for self-referential walks
     findings: list[NPlusOne] = field(default_factory=list)
     unused: list[UnusedEagerLoad] = field(default_factory=list)
     db_ms: float = 0.0
@@ -191,7 +194,7 @@ class Record:
         if self.route is None and self.scope is not None and "route" in self.scope:
             from pgpulse.profiler.routes import route_template
 
-            self.route = route_template(self.scope)
+            self.route = route_template(self.scope, self.path)
         return self.route
 
 

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgpulse.profiler import metrics
 from pgpulse.profiler.context import Record, close_record, open_record
-from pgpulse.profiler.routes import UNMATCHED
+from pgpulse.profiler.routes import UNMATCHED, public_path
 
 log = structlog.get_logger("pgpulse.profiler")
 
@@ -40,7 +40,7 @@ class PgPulseMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = Record(threshold=self.threshold, method=scope.get("method"), scope=scope)
+        record = Record(threshold=self.threshold, method=scope.get("method"), scope=scope, path=public_path(scope))
         token = open_record(record)
         send_with_timing = send
         if self.server_timing:

@@ -64,17 +64,18 @@ def _lazy_fix(prop: Any, queries: list[QueryEvent]) -> tuple[str, str | None, in
     """(fix, loaded_via, levels) for a repeated lazy load of ``prop``."""
     longest = max((q.load.parent_chain for q in queries if q.load is not None), key=len, default=())
     if _is_self_referential(prop):
-        run = 0
-        while run < len(longest) and longest[len(longest) - 1 - run] is prop:
-            run += 1
-        prefix = list(longest[: len(longest) - run])
-        levels = run + 1
+        prefix = list(longest)
+        while prefix and prefix[-1] is prop:
+            prefix.pop()
+        levels = max((q.load.depth for q in queries if q.load is not None), default=1)
         chain = [*prefix, prop]
     else:
         levels = 1
         chain = [*longest, prop]
     root_class = chain[0].parent.class_.__name__
     loaded_via = relationship_name(longest[-1]) if longest else None
+    if levels > 1 and loaded_via is None:
+        loaded_via = relationship_name(prop)
     fix = f".options({_option_chain(chain, levels)}) on the query that loads the {root_class} objects"
     return fix, loaded_via, levels
 
@@ -100,6 +101,14 @@ def _by_site(queries: list[QueryEvent]) -> list[tuple[Site | None, list[QueryEve
     return list(groups.items())
 
 
+def _busiest(queries: list[QueryEvent]) -> tuple[Site | None, list[QueryEvent]]:
+    counts: dict[Site, int] = {}
+    for query in queries:
+        if query.site is not None:
+            counts[query.site] = counts.get(query.site, 0) + 1
+    return (max(counts, key=counts.__getitem__) if counts else None), queries
+
+
 def detect(record: Record) -> list[NPlusOne]:
     threshold = record.threshold or 5
     candidates: dict[tuple[str, Any], list[QueryEvent]] = {}
@@ -113,7 +122,10 @@ def detect(record: Record) -> list[NPlusOne]:
     findings = []
     route = record.route_name()
     for (fp, prop), queries in candidates.items():
-        for site, group in _by_site(queries):
+        # A self-referential walk runs its lazy loads from one line per level (nested loops): one finding,
+        # placed at the line that ran most of them.
+        groups = _by_site(queries) if prop is None or not _is_self_referential(prop) else [_busiest(queries)]
+        for site, group in groups:
             if len(group) < threshold:
                 continue
             if prop is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
+from sqlalchemy.orm.base import instance_state
 
 from pgpulse.profiler.context import EagerUse, LoadInfo, LoadKind, _current
 from pgpulse.profiler.sites import find_site
@@ -112,7 +113,11 @@ def on_orm_execute(state: ORMExecuteState) -> None:
         else:
             load_path = getattr(parent, "load_path", None)
             chain = tuple(load_path.path[1::2]) if load_path else ()
-            info = LoadInfo(LoadKind.LAZY, prop, chain)
+            depth = 1
+            if prop.mapper.common_parent(prop.parent):
+                track_depth(prop.mapper)
+                depth = record.depths.get(parent, 1)
+            info = LoadInfo(LoadKind.LAZY, prop, chain, depth=depth)
         state.update_execution_options(**{LOAD_OPTION: info})
         return
     if not state.is_select:
@@ -128,6 +133,37 @@ def on_orm_execute(state: ORMExecuteState) -> None:
                 watch(prop)
         record.eager.extend(uses)
         state.update_execution_options(**{LOAD_OPTION: LoadInfo(LoadKind.QUERY, eager=uses)})
+
+
+_depth_tracked: set[Any] = set()
+
+
+def _on_load(target: Any, context: Any) -> None:
+    """A self-referential walk's objects: each one loaded lazily is one level below its parent. The ORM's
+    ``load_path`` does not grow along lazy loads, so the level is counted here."""
+    record = _current.get()
+    if record is None or record.closed:
+        return
+    parent = getattr(getattr(context, "load_options", None), "_lazy_loaded_from", None)
+    if parent is not None:
+        record.depths[instance_state(target)] = record.depths.get(parent, 1) + 1
+
+
+def track_depth(mapper: Any) -> None:
+    """Installed on a mapper the first time one of its self-referential relationships is lazy-loaded."""
+    if mapper in _depth_tracked:
+        return
+    with _watch_lock:
+        if mapper not in _depth_tracked:
+            event.listen(mapper, "load", _on_load)
+            _depth_tracked.add(mapper)
+
+
+def untrack_all() -> None:
+    with _watch_lock:
+        for mapper in _depth_tracked:
+            event.remove(mapper, "load", _on_load)
+        _depth_tracked.clear()
 
 
 _installed = 0
@@ -152,3 +188,4 @@ def uninstall() -> None:
         if _installed == 0:
             event.remove(Session, "do_orm_execute", on_orm_execute)
             unwatch_all()
+            untrack_all()

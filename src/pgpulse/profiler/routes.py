@@ -39,13 +39,21 @@ def _placeholders(segments: list[str], params: Mapping[str, Any], used: set[str]
     return ["{" + by_value[s] + "}" if s in by_value else s for s in segments]
 
 
-def route_template(scope: Mapping[str, Any]) -> str:
-    """The full path template of the request's matched route (``/api/v1/users/{user_id}/items``)."""
+def public_path(scope: Mapping[str, Any]) -> str:
+    """The request path including ``root_path``: servers differ on whether ``path`` already carries it."""
+    path: str = scope.get("path") or ""
+    root: str = scope.get("root_path") or ""
+    return path if not root or path.startswith(root) else root.rstrip("/") + path
+
+
+def route_template(scope: Mapping[str, Any], path: str | None = None) -> str:
+    """The full path template of the request's matched route (``/api/v1/users/{user_id}/items``); ``path`` is
+    :func:`public_path` taken before routing (default: the scope's)."""
     route = scope.get("route")
     if route is None:
         return UNMATCHED
     params: Mapping[str, Any] = scope.get("path_params") or {}
-    path: str = scope.get("path") or ""
+    path = path if path is not None else public_path(scope)
     own = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(own, str):
         return UNMATCHED

@@ -114,5 +114,18 @@ def find_site(skip: int = 1) -> Site | None:
             if code.co_name in _SERIALIZERS and f"{os.sep}fastapi{os.sep}" in code.co_filename:
                 return SERIALIZATION
             continue
-        return Site(code.co_filename, frame.f_lineno, code.co_name)
+        return Site(code.co_filename, frame.f_lineno, _function(frame))
     return None
+
+
+_COMPREHENSIONS = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"}
+
+
+def _function(frame: FrameType) -> str:
+    """The function a line belongs to; a comprehension (a frame of its own before Python 3.12) is named after
+    the function that contains it."""
+    code = frame.f_code
+    outer = frame.f_back
+    while code.co_name in _COMPREHENSIONS and outer is not None and outer.f_code.co_filename == code.co_filename:
+        code, outer = outer.f_code, outer.f_back
+    return code.co_name

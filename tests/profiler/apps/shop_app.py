@@ -3,8 +3,6 @@ a mounted sub-app, ``root_path``, an auth dependency doing ``session.get(User)``
 ``asyncio.gather`` over two sessions in one request, a ``response_model`` serialized from ORM objects, and a
 background task. Each route plants one pattern; the tests say which."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
@@ -38,7 +36,7 @@ class UserWithItems(BaseModel):
     items: list[ItemOut]
 
 
-def create_app(async_engine: AsyncEngine, sync_engine: Engine, root_path: str = "", **middleware: object) -> FastAPI:
+def create_app(async_engine: AsyncEngine, sync_engine: Engine, **middleware: object) -> FastAPI:
     async def session() -> AsyncIterator[AsyncSession]:
         async with AsyncSession(async_engine, expire_on_commit=False) as s:
             yield s
@@ -131,7 +129,7 @@ def create_app(async_engine: AsyncEngine, sync_engine: Engine, root_path: str = 
                     names.append(leaf.name)
         return len(names)
 
-    app = FastAPI(root_path=root_path)
+    app = FastAPI()
     app.include_router(api)
     app.mount("/admin", admin)
     app.add_middleware(PgPulseMiddleware, **middleware)  # type: ignore[arg-type]
