@@ -47,11 +47,11 @@ class LoadKind(StrEnum):
 class EagerUse:
     """One eager-load option (``selectinload(User.items)``) on one executed query, for the unused-eager check.
 
-    ``chain`` holds the relationship properties from the query's entity to the loaded one; ``strategy`` is
-    SQLAlchemy's name for the loader (``selectin``, ``joined``, ``subquery``)."""
+    ``chain`` holds the relationship properties from the query's entity to the loaded one; ``strategies`` is
+    SQLAlchemy's name for the loader of each level (``selectin``, ``joined``, ``subquery``, ``lazy``…)."""
 
     chain: tuple[Any, ...]
-    strategy: str
+    strategies: tuple[str, ...]
     site: Site | None
     statement: str = ""
     rows: int = 0

@@ -81,21 +81,23 @@ def _collapse(chain: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def eager_uses(options: Any, skip: int) -> tuple[EagerUse, ...]:
-    uses: list[EagerUse] = []
-    seen: set[tuple[Any, ...]] = set()
-    site = None
+    """One EagerUse per eager-loaded relationship path of the statement's options (a chained option gives one
+    per level), each with the loader of every level (``selectinload(User.items).joinedload(Item.owner)``)."""
+    found: dict[tuple[Any, ...], str] = {}
     for option in options:
         for element in getattr(option, "context", ()):
             strategy = dict(getattr(element, "strategy", None) or ()).get("lazy")
-            if strategy not in EAGER_STRATEGIES:
-                continue
             chain = _collapse(tuple(element.path.path[1::2]))
-            if not chain or chain in seen:
-                continue
-            seen.add(chain)
-            if site is None:
-                site = find_site(skip + 1)
-            uses.append(EagerUse(chain, str(strategy), site))
+            if chain and chain not in found:
+                found[chain] = str(strategy)
+    if not any(strategy in EAGER_STRATEGIES for strategy in found.values()):
+        return ()
+    site = find_site(skip + 1)
+    uses = []
+    for chain, strategy in found.items():
+        if strategy in EAGER_STRATEGIES:
+            strategies = tuple(found.get(chain[: i + 1], strategy) for i in range(len(chain)))
+            uses.append(EagerUse(chain, strategies, site))
     return tuple(uses)
 
 

@@ -22,9 +22,11 @@ from pgpulse.profiler.statements import shape
 _LOADER = {"selectin": "selectinload", "joined": "joinedload", "subquery": "subqueryload"}
 
 
-def _option_text(use: EagerUse) -> str:
-    loader = _LOADER.get(use.strategy, use.strategy)
-    return ".".join(f"{loader}({relationship_name(p)})" for p in use.chain)
+def _option_parts(use: EagerUse) -> list[str]:
+    return [
+        f"{_LOADER.get(strategy, strategy + 'load')}({relationship_name(prop)})"
+        for prop, strategy in zip(use.chain, use.strategies, strict=True)
+    ]
 
 
 def _loaded_parents(use: EagerUse, record: Record) -> bool:
@@ -61,11 +63,12 @@ def detect_unused(record: Record) -> list[UnusedEagerLoad]:
         if key in reported:
             continue
         reported.add(key)
-        option = _option_text(use)
+        parts = _option_parts(use)
+        option = ".".join(parts)
         if len(chain) == 1:
             fix = f"remove {option} from the query (or use noload({name}) / load_only() if only columns are read)"
         else:
-            fix = f"remove .{option.rsplit('.', 1)[1]} from {option} (or replace it with noload({name}))"
+            fix = f"remove .{parts[-1]} from {option} (or replace it with noload({name}))"
         findings.append(
             UnusedEagerLoad(option, name, shape(use.statement), use.site, fix, route=route, method=record.method)
         )

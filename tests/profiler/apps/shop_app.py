@@ -101,8 +101,9 @@ def create_app(async_engine: AsyncEngine, sync_engine: Engine, **middleware: obj
 
     @api.get("/items/unused-tags")
     async def unused_tags(db: AsyncDb) -> list[str]:
-        items = (await db.scalars(select(Item).where(Item.id <= 20).options(selectinload(Item.tags)))).all()
-        return [item.title for item in items]  # UNUSED-TAGS
+        query = select(Item).where(Item.id <= 20).options(selectinload(Item.tags))
+        items = (await db.scalars(query)).all()  # UNUSED-TAGS
+        return [item.title for item in items]
 
     @api.get("/items/background")
     async def background(db: AsyncDb, tasks: BackgroundTasks) -> int:
