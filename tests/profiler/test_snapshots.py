@@ -83,15 +83,14 @@ def test_record_then_fail_on_more_queries_and_new_n_plus_one(pytester: pytest.Py
         f"test_inner.py::{name}" for name in ("test_lookups", "test_owners", "test_owners_allowed")
     }
     assert snapshot["test_inner.py::test_lookups"]["queries"] == 2
-    assert snapshot["test_inner.py::test_owners"] == {
-        "queries": 3,
-        "shapes": {
-            "SELECT items.id, items.title, items.owner_id FROM items "
-            "WHERE items.id <= %(id_1)s::INTEGER ORDER BY items.id": 1,
-            "SELECT users.id, users.name FROM users WHERE users.id = %(pk_1)s::INTEGER": 2,
-        },
-        "nplusone": [],
-    }
+    owners = snapshot["test_inner.py::test_owners"]
+    assert owners["queries"] == 3 and owners["nplusone"] == []
+    items_shape = (
+        "SELECT items.id, items.title, items.owner_id FROM items WHERE items.id <= %(id_1)s::INTEGER ORDER BY items.id"
+    )
+    [owner_shape] = set(owners["shapes"]) - {items_shape}  # SQLAlchemy 2.0 and 2.1 differ in column aliases here
+    assert owners["shapes"] == {items_shape: 1, owner_shape: 2}
+    assert owner_shape.startswith("SELECT users.id") and owner_shape.endswith("WHERE users.id = %(pk_1)s::INTEGER")
     assert "secret-literal" not in (pytester.path / "pgpulse-queries.json").read_text()
 
     same = run(pytester, shop)

@@ -117,7 +117,10 @@ class NPlusOne:
     def describe(self) -> str:
         where = f" at {self.site}" if self.site and self.site.filename else ""
         if self.relationship:
-            via = f" (on objects loaded by {self.loaded_via})" if self.loaded_via else ""
+            if self.levels > 1:
+                via = f" walked {self.levels} levels deep"
+            else:
+                via = f" (on objects loaded by {self.loaded_via})" if self.loaded_via else ""
             head = f"N+1: lazy load of {self.relationship}{via} ran {self.count} times{where}"
         else:
             head = f"N+1: the same query ran {self.count} times{where}"
