@@ -54,6 +54,7 @@ class EagerUse:
     strategies: tuple[str, ...]
     site: Site | None
     statement: str = ""
+    fingerprint: str = ""
     rows: int = 0
 
 
@@ -153,6 +154,8 @@ class UnusedEagerLoad:
     def describe(self) -> str:
         where = f" at {self.site}" if self.site and self.site.filename else ""
         lines = [f"Unused eager load: {self.option}{where} loaded {self.relationship}, which nothing read"]
+        if self.site is None:
+            lines.append("  where: the query's line is looked up the next time it runs (no stack walk until then)")
         if self.site and self.site.line:
             lines.append(f"  code:  {self.site.line}")
         lines.append(f"  query: {self.statement}")

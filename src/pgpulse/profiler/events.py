@@ -29,6 +29,7 @@ from pgpulse.profiler import metrics, orm
 from pgpulse.profiler.context import LoadInfo, LoadKind, QueryEvent, _current
 from pgpulse.profiler.sites import find_site
 from pgpulse.profiler.statements import shape
+from pgpulse.profiler.unused import unused_shapes
 from pgpulse.sql import fingerprint
 
 log = structlog.get_logger("pgpulse.profiler")
@@ -59,6 +60,9 @@ class _Installation:
 
 _lock = threading.Lock()
 _installed: weakref.WeakKeyDictionary[Engine, _Installation] = weakref.WeakKeyDictionary()
+
+
+MAX_LOCATED = 100
 
 
 def _comment(route: str) -> str:
@@ -172,11 +176,18 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
             key = (fp, load.prop if load is not None and load.kind is lazy else None)
             runs = record.counts.get(key, 0) + 1
             record.counts[key] = runs
-            if runs > 1:  # a shape that repeats: where from (Prosopite's rule: same shape, same call site)
+            threshold = record.threshold
+            if threshold <= runs <= threshold + MAX_LOCATED:
+                # An N+1 by now: where from (Prosopite's rule: same shape, same call site). Walking costs tens of
+                # µs on a fresh stack (CPython materialises each frame object), so only past the threshold, and
+                # only for the first MAX_LOCATED repeats; the rest join the first located site.
                 site = find_site(2)
             if load is not None and load.kind is not lazy:
+                # Located only once the shape has been an unused eager load (the threshold that trips here).
+                eager_site = find_site(2) if fp in unused_shapes else None
                 for use in load.eager:
-                    use.statement, use.rows = original, use.rows + max(rows, 0)
+                    use.statement, use.fingerprint = original, fp
+                    use.rows, use.site = use.rows + max(rows, 0), eager_site
         else:
             record.eager_rows[load.prop] = record.eager_rows.get(load.prop, 0) + max(rows, 0)
         record.queries.append(

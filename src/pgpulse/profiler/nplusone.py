@@ -13,8 +13,9 @@ Batches of an eager loader (selectinload's IN-list chunks over more than 500 par
 ``recursion_depth``) repeat a shape too, but are the fix already in place: they are never counted.
 
 Statements are grouped by shape, relationship and call site (Prosopite's rule): an auth dependency's
-``session.get(User)`` is not part of the ``Item.owner`` N+1 that follows it. The first statement of a shape is
-never located (no stack walk for statements that run once); it joins the group of the first repeat's site.
+``session.get(User)`` is not part of the ``Item.owner`` N+1 that follows it. The stack is walked only once a
+shape reaches the threshold (never for a statement that runs once or a few times); the statements before that,
+and those past the first hundred located, join the group of the first located site.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
 from sqlalchemy.orm.base import instance_state
 
 from pgpulse.profiler.context import EagerUse, LoadInfo, LoadKind, _current
-from pgpulse.profiler.sites import find_site
 
 LOAD_OPTION = "_pgpulse_load"
 EAGER_STRATEGIES = frozenset({"selectin", "joined", "subquery"})
@@ -80,7 +79,7 @@ def _collapse(chain: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def eager_uses(options: Any, skip: int) -> tuple[EagerUse, ...]:
+def eager_uses(options: Any) -> tuple[EagerUse, ...]:
     """One EagerUse per eager-loaded relationship path of the statement's options (a chained option gives one
     per level), each with the loader of every level (``selectinload(User.items).joinedload(Item.owner)``)."""
     found: dict[tuple[Any, ...], str] = {}
@@ -92,12 +91,11 @@ def eager_uses(options: Any, skip: int) -> tuple[EagerUse, ...]:
                 found[chain] = str(strategy)
     if not any(strategy in EAGER_STRATEGIES for strategy in found.values()):
         return ()
-    site = find_site(skip + 1)
     uses = []
     for chain, strategy in found.items():
         if strategy in EAGER_STRATEGIES:
             strategies = tuple(found.get(chain[: i + 1], strategy) for i in range(len(chain)))
-            uses.append(EagerUse(chain, strategies, site))
+            uses.append(EagerUse(chain, strategies, None))  # the site: events._eager_site, once per shape
     return tuple(uses)
 
 
@@ -127,7 +125,7 @@ def on_orm_execute(state: ORMExecuteState) -> None:
     options = getattr(state.statement, "_with_options", None)
     if not options:
         return
-    uses = eager_uses(options, skip=2)
+    uses = eager_uses(options)
     if uses:
         for use in uses:
             watch(use.chain[-1])

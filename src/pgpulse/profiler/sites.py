@@ -17,8 +17,8 @@ import site
 import sys
 import sysconfig
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import CodeType, FrameType
+from typing import NamedTuple
 
 _PGPULSE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _CITIZENAPP_DIR = os.path.join(_PGPULSE_DIR, "citizenapp") + os.sep
@@ -47,25 +47,28 @@ def is_library(filename: str) -> bool:
     return path.startswith(INSTALLED_DIRS)
 
 
-_verdicts: dict[CodeType, bool] = {}  # code object → is library; bounded by the program's code
+# file name → is library; bounded by the program's source files. Keyed by the name, not the code object: a
+# str caches its hash, a code object hashes its whole bytecode on every lookup (≈ 100 µs per walk).
+_verdicts: dict[str, bool] = {}
 
 
 def _library(code: CodeType) -> bool:
-    verdict = _verdicts.get(code)
+    filename = code.co_filename
+    verdict = _verdicts.get(filename)
     if verdict is None:
-        verdict = _verdicts[code] = is_library(code.co_filename)
+        verdict = _verdicts[filename] = is_library(filename)
     return verdict
 
 
 # FastAPI validates and serializes the endpoint's return value in these functions (fastapi/routing.py,
 # fastapi/_compat); a lazy load under them happens after the route function returned.
 _SERIALIZERS = {"serialize_response", "validate", "_validate"}
+_FASTAPI = f"{os.sep}fastapi{os.sep}"
 
 
-@dataclass(frozen=True, slots=True)
-class Site:
+class Site(NamedTuple):
     """A line of application code (``during_serialization``: reached from FastAPI's response serialization,
-    where no application frame is on the stack)."""
+    where no application frame is on the stack). A named tuple: built on the hot path of repeated shapes."""
 
     filename: str
     lineno: int
@@ -85,36 +88,44 @@ class Site:
 SERIALIZATION = Site("", 0, "", during_serialization=True)
 
 
-def _frames(start: FrameType | None) -> Iterator[FrameType]:
-    """The frames from ``start`` outwards, hopping from a SQLAlchemy greenlet to the awaiting coroutine."""
-    frame = start
-    hops = 0
+def _greenlet_parents() -> Iterator[FrameType]:
+    """Async SQLAlchemy runs the ORM in a child greenlet; the application's ``await`` waits in the parent
+    greenlet, whose suspended frame continues the story."""
     greenlet_mod = sys.modules.get("greenlet")
     current = greenlet_mod.getcurrent() if greenlet_mod is not None else None
-    while True:
-        while frame is not None:
-            yield frame
-            frame = frame.f_back
-        # Async SQLAlchemy runs the ORM in a child greenlet; the application's ``await`` waits in the
-        # parent greenlet, whose suspended frame continues the story.
-        parent = getattr(current, "parent", None)
-        if parent is None or hops > 4:
+    for _ in range(5):
+        current = getattr(current, "parent", None)
+        frame = getattr(current, "gr_frame", None)
+        if frame is None:
             return
-        frame = getattr(parent, "gr_frame", None)
-        current = parent
-        hops += 1
+        yield frame
+
+
+def _walk(frame: FrameType | None) -> Site | bool | None:
+    verdicts = _verdicts
+    while frame is not None:
+        code = frame.f_code
+        library = verdicts.get(code.co_filename)
+        if library is None:
+            library = _library(code)
+        if not library:
+            return Site(code.co_filename, frame.f_lineno, _function(frame))
+        if code.co_name in _SERIALIZERS and _FASTAPI in code.co_filename:
+            return SERIALIZATION
+        frame = frame.f_back
+    return False
 
 
 def find_site(skip: int = 1) -> Site | None:
     """The innermost application frame; :data:`SERIALIZATION` when FastAPI's response serialization comes
     first (the lazy load ran while the response was being built); None when only library code is on the stack."""
-    for frame in _frames(sys._getframe(skip)):
-        code = frame.f_code
-        if _library(code):
-            if code.co_name in _SERIALIZERS and f"{os.sep}fastapi{os.sep}" in code.co_filename:
-                return SERIALIZATION
-            continue
-        return Site(code.co_filename, frame.f_lineno, _function(frame))
+    found = _walk(sys._getframe(skip))
+    if found is not False:
+        return found  # type: ignore[return-value]
+    for frame in _greenlet_parents():
+        found = _walk(frame)
+        if found is not False:
+            return found  # type: ignore[return-value]
     return None
 
 

@@ -12,12 +12,18 @@ the handler returned, a background task of the same request. The shapes that foo
 * one option, one finding: the shallowest unused relationship of a chain is reported, not each level below;
 * never "add" and "remove" for the same relationship in one request: an N+1 finding on a relationship
   (which already counts as a read) suppresses any unused-eager finding on it.
+
+The line of the query is not looked up on every eager query (a stack walk costs tens of µs): a shape is
+added to :data:`unused_shapes` when it is first reported, and located from its next run on.
 """
 
 from __future__ import annotations
 
 from pgpulse.profiler.context import EagerUse, Record, UnusedEagerLoad, relationship_name
 from pgpulse.profiler.statements import shape
+
+unused_shapes: set[str] = set()  # fingerprints of queries reported as unused eager loads: located when they run
+_MAX_SHAPES = 4096
 
 _LOADER = {"selectin": "selectinload", "joined": "joinedload", "subquery": "subqueryload"}
 
@@ -51,18 +57,23 @@ def detect_unused(record: Record) -> list[UnusedEagerLoad]:
     reported: set[tuple[object, ...]] = set()
     for use in record.eager:
         chain = use.chain
-        deeper = [u.chain for u in record.eager if u.chain[: len(chain)] == chain and u.site == use.site]
+        query = (use.fingerprint, use.site)
+        deeper = [u.chain for u in record.eager if u.chain[: len(chain)] == chain and (u.fingerprint, u.site) == query]
         if any(c[-1] in accessed for c in deeper) or not _loaded_parents(use, record):
             continue
-        if len(chain) > 1 and (chain[:-1], use.site) in reported:
+        if len(chain) > 1 and (chain[:-1], query) in reported:
             continue  # the level above is already reported unused: one finding per option
         name = relationship_name(chain[-1])
         if name in nplusone:
             continue
-        key = (chain, use.site)
+        key = (chain, query)
         if key in reported:
             continue
         reported.add(key)
+        if use.site is None and use.fingerprint:
+            if len(unused_shapes) >= _MAX_SHAPES:
+                unused_shapes.clear()
+            unused_shapes.add(use.fingerprint)
         parts = _option_parts(use)
         option = ".".join(parts)
         if len(chain) == 1:
