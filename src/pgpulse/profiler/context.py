@@ -243,9 +243,11 @@ def observe_durations(record: Record) -> None:
     from pgpulse.profiler.metrics import QUERY_SECONDS
 
     if record.queries:
-        QUERY_SECONDS.observe_many(
-            record.route_name() or "", [q.duration_ms / 1000.0 for q in record.queries], record.method or ""
-        )
+        from pgpulse.profiler.routes import UNMATCHED
+
+        # A request that matched no route is one label, as in the middleware's metrics; a profile() block has none.
+        route = record.route_name() or (UNMATCHED if record.scope is not None else "")
+        QUERY_SECONDS.observe_many(route, [q.duration_ms / 1000.0 for q in record.queries], record.method or "")
 
 
 @contextmanager
