@@ -172,24 +172,25 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
         load: LoadInfo | None = getattr(context, "execution_options", _NO_OPTIONS).get(_LOAD)
         rows = cursor.rowcount if cursor is not None else -1
         site = None
-        if load is None or load.kind is lazy or load.kind is not batch:
+        if load is not None and load.kind is batch:  # an eager loader's batch: never an N+1, whatever its count
+            record.eager_rows[load.prop] = record.eager_rows.get(load.prop, 0) + max(rows, 0)
+        else:
             key = (fp, load.prop if load is not None and load.kind is lazy else None)
-            runs = record.counts.get(key, 0) + 1
-            record.counts[key] = runs
+            counts = record.counts
+            runs = counts.get(key, 0) + 1
+            counts[key] = runs
             threshold = record.threshold
             if threshold <= runs <= threshold + MAX_LOCATED:
                 # An N+1 by now: where from (Prosopite's rule: same shape, same call site). Walking costs tens of
                 # µs on a fresh stack (CPython materialises each frame object), so only past the threshold, and
                 # only for the first MAX_LOCATED repeats; the rest join the first located site.
                 site = find_site(2)
-            if load is not None and load.kind is not lazy:
+            if load is not None and load.eager:
                 # Located only once the shape has been an unused eager load (the threshold that trips here).
                 eager_site = find_site(2) if fp in unused_shapes else None
                 for use in load.eager:
                     use.statement, use.fingerprint = original, fp
                     use.rows, use.site = use.rows + max(rows, 0), eager_site
-        else:
-            record.eager_rows[load.prop] = record.eager_rows.get(load.prop, 0) + max(rows, 0)
         record.queries.append(
             QueryEvent(fp, original, duration_ms, rows, load, parameters if config.log_parameters else None, site)
         )
