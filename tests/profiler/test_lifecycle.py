@@ -63,7 +63,8 @@ def test_uninstrument_removes_every_listener_it_registered(shop: Any) -> None:
     before = {name: len(getattr(engine.dispatch, name)) for name in EVENTS}
     pool_before = (len(engine.pool.dispatch.checkout), len(engine.pool.dispatch.checkin))
     instrument(engine)
-    assert "connect" in engine.pool.__dict__  # the checkout timer
+    engine.dispose()  # a new pool: the listeners are carried over to it, and the checkout timer re-wrapped
+    assert "connect" in engine.pool.__dict__ and len(engine.pool.dispatch.checkout) == 1
     assert uninstrument(engine) is True
     assert {name: len(getattr(engine.dispatch, name)) for name in EVENTS} == before == dict.fromkeys(EVENTS, 0)
     assert (len(engine.pool.dispatch.checkout), len(engine.pool.dispatch.checkin)) == pool_before == (0, 0)
