@@ -102,7 +102,7 @@ async def test_a_task_that_outlives_its_record_adds_nothing_to_it(shop: Any) -> 
     await task
     assert len(ran_after_close) == 20  # the statements did run…
     assert record.query_count == 1 and record.findings == []  # …and the closed record took none of them
-    assert record.counts == {(record.queries[0].fingerprint, None): 1}
+    assert record.counts == {record.queries[0].fingerprint: 1}
 
 
 async def test_failed_statements_are_recorded_with_their_error_class(shop: Any) -> None:

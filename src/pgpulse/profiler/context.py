@@ -176,7 +176,7 @@ class Record:
     scope: MutableMapping[str, Any] | None = None  # the ASGI scope: the router fills in the matched route later
     path: str | None = None  # the path as the client sent it, root_path included (routers rewrite the scope's)
     queries: list[QueryEvent] = field(default_factory=list)
-    counts: dict[tuple[str, Any], int] = field(default_factory=dict)  # (fingerprint, lazy relationship) → runs
+    counts: dict[Any, int] = field(default_factory=dict)  # fingerprint, or (fingerprint, lazy relationship) → runs
     eager: list[EagerUse] = field(default_factory=list)
     eager_rows: dict[Any, int] = field(default_factory=dict)  # relationship → rows its eager batches loaded
     accessed: set[Any] = field(default_factory=set)  # relationships read (only those some query eager-loads)

@@ -175,7 +175,9 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
         if load is not None and load.kind is batch:  # an eager loader's batch: never an N+1, whatever its count
             record.eager_rows[load.prop] = record.eager_rows.get(load.prop, 0) + max(rows, 0)
         else:
-            key = (fp, load.prop if load is not None and load.kind is lazy else None)
+            # the shape alone for a plain statement (no tuple to build on the common path); with the lazy-loaded
+            # relationship otherwise — nplusone.count_key is the same rule
+            key: Any = fp if load is None else (fp, load.prop if load.kind is lazy else None)
             counts = record.counts
             runs = counts.get(key, 0) + 1
             counts[key] = runs

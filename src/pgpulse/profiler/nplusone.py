@@ -110,6 +110,14 @@ def _busiest(queries: list[QueryEvent]) -> tuple[Site | None, list[QueryEvent]]:
     return (max(counts, key=counts.__getitem__) if counts else None), queries
 
 
+def count_key(query: QueryEvent) -> Any:
+    """The key the listener counted the statement under (events.after): the shape, or (shape, relationship)."""
+    load = query.load
+    if load is None:
+        return query.fingerprint
+    return (query.fingerprint, load.prop if load.kind is LoadKind.LAZY else None)
+
+
 def detect(record: Record) -> list[NPlusOne]:
     threshold = record.threshold or 5
     candidates: dict[tuple[str, Any], list[QueryEvent]] = {}
@@ -117,9 +125,9 @@ def detect(record: Record) -> list[NPlusOne]:
         load = query.load
         if query.error is not None or (load is not None and load.kind is LoadKind.BATCH):
             continue
-        key = (query.fingerprint, load.prop if load is not None and load.kind is LoadKind.LAZY else None)
-        if record.counts.get(key, 0) >= threshold:
-            candidates.setdefault(key, []).append(query)
+        if record.counts.get(count_key(query), 0) >= threshold:
+            prop = load.prop if load is not None and load.kind is LoadKind.LAZY else None
+            candidates.setdefault((query.fingerprint, prop), []).append(query)
     findings = []
     route = record.route_name()
     for (fp, prop), queries in candidates.items():
