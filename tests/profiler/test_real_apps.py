@@ -156,6 +156,9 @@ async def test_lazy_loads_during_response_serialization_say_so(shop: Any) -> Non
     [finding] = record.findings
     assert finding.relationship == "Item.owner" and finding.count == 10
     assert finding.during_serialization == "items_serialized() with response_model=list[ItemOut]"
+    assert finding.fix == (
+        ".options(selectinload(Item.owner)) on the query that loads the Item objects in items_serialized()"
+    )
     assert finding.site is not None and finding.site.filename == ""  # no application frame: not threading.py
     assert "during FastAPI's response serialization, after items_serialized() with response_model=list[ItemOut]" in (
         finding.describe()

@@ -142,6 +142,8 @@ def detect(record: Record) -> list[NPlusOne]:
             else:
                 fix, loaded_via, levels = _LOOP_FIX, None, 1
             serialization = serialization_of(record) if site is not None and site.during_serialization else None
+            if serialization is not None and prop is not None:
+                fix += f" in {serialization.split(' with ', 1)[0]}"  # the route function that returned them
             findings.append(
                 NPlusOne(
                     fingerprint=fp,
