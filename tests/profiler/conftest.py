@@ -35,3 +35,26 @@ async def db(make_database) -> AsyncIterator[Db]:  # type: ignore[no-untyped-def
     yield Db(url, seeded, async_engine, sync_engine)
     await async_engine.dispose()
     sync_engine.dispose()
+
+
+@dataclass
+class Shop:
+    url: str
+    async_engine: AsyncEngine
+    sync_engine: Engine
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def shop(make_database) -> AsyncIterator[Shop]:  # type: ignore[no-untyped-def]
+    """The tests' own app database (tests/profiler/apps): seeded once, instrumented with threshold 5."""
+    from tests.profiler.apps.shop_models import create_and_seed
+
+    url = await make_database("shop")
+    async_engine = create_async_engine(async_url(url))
+    sync_engine = create_engine(async_url(url).set(drivername="postgresql+psycopg"))
+    await create_and_seed(async_engine)
+    instrument(async_engine, threshold=5, pool_name="shop-async")
+    instrument(sync_engine, threshold=5, pool_name="shop-sync")
+    yield Shop(url, async_engine, sync_engine)
+    await async_engine.dispose()
+    sync_engine.dispose()

@@ -140,18 +140,24 @@ async def test_threshold_is_the_number_of_repeats_that_counts(db: Any) -> None:
                 assert record.findings[0].count == repeats
 
 
-async def test_the_stack_is_walked_once_per_shape_at_the_threshold(db: Any, monkeypatch: Any) -> None:
-    """Cheap at runtime: no stack walk for queries below the threshold, one per repeated shape."""
+async def test_the_stack_is_walked_only_once_a_shape_reaches_the_threshold(db: Any, monkeypatch: Any) -> None:
+    """Cheap at runtime: a shape below the threshold is never located; one that reaches it is, from then on
+    (so two call sites of one shape can be told apart)."""
     from pgpulse.profiler import events
 
     calls: list[int] = []
     real = events.find_site
-    monkeypatch.setattr(events, "find_site", lambda: calls.append(1) or real())
+    monkeypatch.setattr(events, "find_site", lambda skip: calls.append(1) or real(skip + 1))
     async with AsyncSession(db.async_engine) as session:
+        with profile(threshold=5) as once:
+            await session.execute(select(User.name).where(User.id == 1))
+            await session.execute(select(User.email).where(User.id == 1))
+            await session.execute(select(Post.title).where(Post.id == 1))
+        assert calls == [] and once.query_count == 3
         with profile(threshold=5) as record:
             for uid in range(1, 21):
                 await session.execute(select(User.name).where(User.id == uid))
             for uid in range(1, 5):
                 await session.execute(select(User.email).where(User.id == uid))
-    assert len(calls) == 1
+    assert len(calls) == 20 - 4  # runs 5..20 of the first shape; none of the second (4 runs < 5)
     assert [f.count for f in record.findings] == [20]

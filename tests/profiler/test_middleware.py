@@ -100,9 +100,10 @@ async def test_metrics_have_their_documented_names_and_pool_returns_to_idle(db: 
         exposition = (await client.get("/metrics/")).text
     for name in METRIC_NAMES:
         assert f"# TYPE {name.removesuffix('_total')}" in exposition, name
-    assert 'pgpulse_db_queries_per_request_count{route="/users/{user_id}/posts"}' in exposition
-    assert 'pgpulse_nplusone_findings_total{relationship="Post.comments",route="/users/{user_id}/posts"}' in (
-        exposition
+    assert 'pgpulse_db_queries_per_request_count{method="GET",route="/users/{user_id}/posts"}' in exposition
+    assert (
+        'pgpulse_nplusone_findings_total{method="GET",relationship="Post.comments",route="/users/{user_id}/posts"}'
+        in (exposition)
     )
     assert 'pgpulse_db_pool_checked_out{pool="default"} 0.0' in render().decode()
     assert "pgpulse_db_pool_checkout_wait_seconds_count" in exposition
@@ -135,21 +136,21 @@ def test_route_durations_export_what_a_prometheus_histogram_would() -> None:
     buckets = (0.0005, 0.001, 0.01, 0.1, 1.0)
     values = [0.0001, 0.0005, 0.0007, 0.003, 0.003, 0.1, 0.5, 2.0, 30.0]  # on, between and beyond the bounds
     theirs, ours = CollectorRegistry(), CollectorRegistry()
-    reference = Histogram("q_seconds", "doc", ["route"], buckets=buckets, registry=theirs)
+    reference = Histogram("q_seconds", "doc", ["route", "method"], buckets=buckets, registry=theirs)
     collector = RouteDurations("q_seconds", "doc", buckets)
     ours.register(collector)
     for route in ("/a", "/b/{id}"):
         for v in values:
-            reference.labels(route).observe(v)
-        collector.observe_many(route, values[:4])
+            reference.labels(route, "GET").observe(v)
+        collector.observe_many(route, values[:4], "GET")
         for v in values[4:]:
-            collector.observe(route, v)
+            collector.observe(route, v, "GET")
 
     def lines(registry: CollectorRegistry) -> list[str]:
         return [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
 
     assert lines(ours) == lines(theirs)
-    assert 'q_seconds_bucket{le="0.001",route="/a"} 3.0' in lines(ours)
+    assert 'q_seconds_bucket{le="0.001",method="GET",route="/a"} 3.0' in lines(ours)
 
 
 async def test_failed_checkouts_do_not_move_the_pool_gauge() -> None:

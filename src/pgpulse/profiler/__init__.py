@@ -6,21 +6,25 @@ Two lines in an app::
     app.add_middleware(PgPulseMiddleware, server_timing=True)
 """
 
-from pgpulse.profiler.context import NPlusOne, QueryEvent, Record, Site, current, profile
-from pgpulse.profiler.events import ProfilerConfig, instrument
+from pgpulse.profiler.context import NPlusOne, QueryEvent, Record, Site, UnusedEagerLoad, current, profile
+from pgpulse.profiler.events import ProfilerConfig, instrument, uninstrument
 from pgpulse.profiler.metrics import METRIC_NAMES, metrics_app
 from pgpulse.profiler.middleware import PgPulseMiddleware
+from pgpulse.profiler.routes import UNMATCHED
 
 __all__ = [
     "METRIC_NAMES",
+    "UNMATCHED",
     "NPlusOne",
     "PgPulseMiddleware",
     "ProfilerConfig",
     "QueryEvent",
     "Record",
     "Site",
+    "UnusedEagerLoad",
     "current",
     "instrument",
     "metrics_app",
     "profile",
+    "uninstrument",
 ]

@@ -1,14 +1,22 @@
 """SQLAlchemy listeners: the profiler's only contact with the application's queries.
 
-Hot-path budget (measured in ``pgpulse.bench.profiler_overhead``): a contextvar read, two
-``perf_counter()`` calls, a cached fingerprint lookup, a list append and two histogram observations. No
-string formatting, no stack walk, no logging unless a threshold trips (slow query, Nth repeat).
+``instrument(engine)`` is idempotent per engine (Sentry's way: a lock, a registry; installing twice never
+doubles the listeners, so no query is counted twice) and ``uninstrument(engine)`` removes every listener it
+registered (OpenTelemetry's way: each one is recorded as it is added). Calling ``instrument`` again on an
+instrumented engine updates its configuration — the one source every record of that engine honours.
+
+Hot-path budget (measured in ``pgpulse.bench.profiler_overhead``): a contextvar read, two ``perf_counter()``
+calls, a cached fingerprint lookup, one execution-option lookup, a dict increment and a list append. No
+string formatting, no stack walk, no logging unless a threshold trips (slow query, a repeated shape).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -16,20 +24,26 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import ORMExecuteState, Session
 
-from pgpulse.profiler import metrics
-from pgpulse.profiler.context import QueryEvent, current
-from pgpulse.profiler.nplusone import find_site
-from pgpulse.sql import fingerprint, normalize
+from pgpulse.profiler import metrics, orm
+from pgpulse.profiler.context import LoadInfo, LoadKind, QueryEvent, _current
+from pgpulse.profiler.sites import find_site
+from pgpulse.profiler.statements import shape
+from pgpulse.profiler.unused import unused_shapes
+from pgpulse.sql import fingerprint
 
 log = structlog.get_logger("pgpulse.profiler")
 _START = "_pgpulse_started"
 _COUNTED = "pgpulse_checked_out"
+_LOAD = orm.LOAD_OPTION
+_NO_OPTIONS: dict[str, Any] = {}
 
 
 @dataclass
 class ProfilerConfig:
+    """One engine's profiler settings; records of requests that use the engine take their threshold here
+    unless a ``profile(threshold=…)`` block or the middleware is given one explicitly."""
+
     threshold: int = 5
     slow_query_ms: float = 200.0
     log_parameters: bool = False
@@ -37,42 +51,31 @@ class ProfilerConfig:
     pool_name: str = "default"
 
 
-def _relationship_name(state: ORMExecuteState) -> str | None:
-    path = state.loader_strategy_path
-    if path is None:
-        return None
-    prop = getattr(path, "prop", None)
-    if prop is None:
-        return None
-    return f"{prop.parent.class_.__name__}.{prop.key}"
+@dataclass
+class _Installation:
+    config: ProfilerConfig
+    listeners: list[tuple[Any, str, Callable[..., Any]]] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)
 
 
-def _on_orm_execute(state: ORMExecuteState) -> None:
-    record = current()
-    if record is None or not state.is_relationship_load:
-        return
-    name = _relationship_name(state)
-    if name is None:
-        return
-    record.pending_relationship = name
-    target = name and state.loader_strategy_path
-    mapper = getattr(getattr(target, "prop", None), "mapper", None)
-    if mapper is not None:
-        record.loaded_by.setdefault(mapper.class_.__name__, name)
+_lock = threading.Lock()
+_installed: weakref.WeakKeyDictionary[Engine, _Installation] = weakref.WeakKeyDictionary()
 
 
-_orm_listener_installed = False
-
-
-def _install_orm_listener() -> None:
-    global _orm_listener_installed
-    if not _orm_listener_installed:
-        event.listen(Session, "do_orm_execute", _on_orm_execute)
-        _orm_listener_installed = True
+MAX_LOCATED = 100
 
 
 def _comment(route: str) -> str:
     return f" /*route='{quote(route, safe='')}'*/"
+
+
+def _sync(engine: Engine | AsyncEngine) -> Engine:
+    return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+
+def config_of(engine: Engine | AsyncEngine) -> ProfilerConfig | None:
+    installation = _installed.get(_sync(engine))
+    return installation.config if installation is not None else None
 
 
 def instrument(
@@ -84,73 +87,162 @@ def instrument(
     sqlcommenter: bool = False,
     pool_name: str = "default",
 ) -> ProfilerConfig:
-    """Attach the profiler to ``engine`` (sync or async). Returns its config; call once per engine.
+    """Attach the profiler to ``engine`` (sync or async) and return its config. A second call on the same
+    engine adds no listener; it updates the config in place (so the latest explicit settings win).
 
     ``sqlcommenter`` appends ``/*route='/users/{user_id}/posts'*/`` to each statement so server logs and
     ``pg_stat_statements.query`` show which endpoint sent it. PostgreSQL computes ``queryid`` without
     comments, so grouping by queryid is unchanged, but the text kept for a group is the first route's;
     and every distinct comment is a distinct prepared statement in asyncpg's cache. Off by default.
     """
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-    config = ProfilerConfig(threshold, slow_query_ms, log_parameters, sqlcommenter, pool_name)
-    _install_orm_listener()
+    if threshold < 2:
+        raise ValueError(f"threshold must be at least 2 (a statement that runs once is no N+1), not {threshold}")
+    sync_engine = _sync(engine)
+    with _lock:
+        installation = _installed.get(sync_engine)
+        if installation is not None:
+            config = installation.config
+            config.threshold, config.slow_query_ms, config.log_parameters = threshold, slow_query_ms, log_parameters
+            config.sqlcommenter, config.pool_name = sqlcommenter, pool_name
+            return config
+        config = ProfilerConfig(threshold, slow_query_ms, log_parameters, sqlcommenter, pool_name)
+        installation = _Installation(config)
+        _install(sync_engine, installation)
+        _installed[sync_engine] = installation
+        return config
+
+
+def uninstrument(engine: Engine | AsyncEngine) -> bool:
+    """Remove every listener ``instrument`` registered on ``engine``; False when it was not instrumented."""
+    sync_engine = _sync(engine)
+    with _lock:
+        installation = _installed.pop(sync_engine, None)
+        if installation is None:
+            return False
+        for target, name, fn in installation.listeners:
+            if event.contains(target, name, fn):
+                event.remove(target, name, fn)
+        for undo in installation.undo:
+            undo()
+        orm.uninstall()
+        return True
+
+
+def _install(sync_engine: Engine, installation: _Installation) -> None:
+    config = installation.config
+    orm.install()
+
+    def listen(target: Any, name: str, fn: Callable[..., Any], **kw: Any) -> None:
+        event.listen(target, name, fn, **kw)
+        installation.listeners.append((target, name, fn))
+
     # Queries inside a request are observed in the histogram when the request's record closes
     # (context.observe_durations), so the per-query listener stays a few attribute reads and one append.
     query_seconds = metrics.QUERY_SECONDS
-    slow_ms = slow_query_ms
+    current = _current.get
+    clock = time.perf_counter
+    lazy = LoadKind.LAZY
+    batch = LoadKind.BATCH
 
-    @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
         if context is not None:
-            setattr(context, _START, time.perf_counter())
-        if sqlcommenter:
+            setattr(context, _START, clock())
+        if config.sqlcommenter:
             record = current()
-            route = record.route_name() if record is not None else None
+            route = record.route_name() if record is not None and not record.closed else None
             if route:
                 return statement + _comment(route), parameters
         return statement, parameters
 
-    @event.listens_for(sync_engine, "after_cursor_execute")
     def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         started = getattr(context, _START, None)
         if started is None:
             return
-        duration_ms = (time.perf_counter() - started) * 1000.0
+        duration_ms = (clock() - started) * 1000.0
         record = current()
-        original = context.statement if context is not None and context.statement else statement
-        if duration_ms >= slow_ms:
-            route = record.route_name() if record is not None else None
-            _log_slow(original, duration_ms, cursor, parameters, route, log_parameters)
-        if record is None:  # outside any request or profile() block: observed here, with no route
+        original = context.statement or statement
+        if duration_ms >= config.slow_query_ms:
+            _log_slow(original, duration_ms, cursor, parameters, record, config.log_parameters)
+        if record is None or record.closed:  # outside any request, or a task that outlived its request
             query_seconds.observe("", duration_ms / 1000.0)
             return
+        if record.threshold is None:
+            record.threshold = config.threshold
         fp = fingerprint(original)
-        relationship = record.pending_relationship
-        record.pending_relationship = None
+        load: LoadInfo | None = getattr(context, "execution_options", _NO_OPTIONS).get(_LOAD)
         rows = cursor.rowcount if cursor is not None else -1
+        site = None
+        if load is not None and load.kind is batch:  # an eager loader's batch: never an N+1, whatever its count
+            record.eager_rows[load.prop] = record.eager_rows.get(load.prop, 0) + max(rows, 0)
+        else:
+            # the shape alone for a plain statement (no tuple to build on the common path); with the lazy-loaded
+            # relationship otherwise — nplusone.count_key is the same rule
+            key: Any = fp if load is None else (fp, load.prop if load.kind is lazy else None)
+            counts = record.counts
+            runs = counts.get(key, 0) + 1
+            counts[key] = runs
+            threshold = record.threshold
+            if threshold <= runs <= threshold + MAX_LOCATED:
+                # An N+1 by now: where from (Prosopite's rule: same shape, same call site). Walking costs tens of
+                # µs on a fresh stack (CPython materialises each frame object), so only past the threshold, and
+                # only for the first MAX_LOCATED repeats; the rest join the first located site.
+                site = find_site(2)
+            if load is not None and load.eager:
+                # Located only once the shape has been an unused eager load (the threshold that trips here).
+                eager_site = find_site(2) if fp in unused_shapes else None
+                for use in load.eager:
+                    use.statement, use.fingerprint = original, fp
+                    use.rows, use.site = use.rows + max(rows, 0), eager_site
         record.queries.append(
-            QueryEvent(fp, original, duration_ms, rows, relationship, parameters if log_parameters else None)
+            QueryEvent(fp, original, duration_ms, rows, load, parameters if config.log_parameters else None, site)
         )
         record.db_ms += duration_ms
-        record.counts[fp] += 1
-        if record.counts[fp] == record.threshold:
-            record.sites[fp] = find_site()
+
+    def on_error(exception_context: Any) -> None:
+        # Failed statements (statement_timeout, lock_timeout, errors) would vanish without this: the cursor
+        # listener only sees statements that succeeded.
+        context = exception_context.execution_context
+        statement = exception_context.statement
+        started = getattr(context, _START, None) if context is not None else None
+        duration_ms = (clock() - started) * 1000.0 if started is not None else 0.0
+        error = error_class(exception_context.original_exception)
+        record = current()
+        if statement:
+            log.warning(
+                "query_failed",
+                route=record.route_name() if record is not None and not record.closed else None,
+                method=record.method if record is not None else None,
+                error=error,
+                fingerprint=fingerprint(statement),
+                statement=shape(statement),
+                duration_ms=round(duration_ms, 3),
+            )
+        if record is None or record.closed or not statement:
+            return
+        load = getattr(context, "execution_options", _NO_OPTIONS).get(_LOAD) if context is not None else None
+        record.queries.append(QueryEvent(fingerprint(statement), statement, duration_ms, -1, load, None, None, error))
+        record.db_ms += duration_ms
+
+    listen(sync_engine, "before_cursor_execute", before, retval=True)
+    listen(sync_engine, "after_cursor_execute", after)
+    listen(sync_engine, "handle_error", on_error)
 
     pool = sync_engine.pool
-    checked_out = metrics.POOL_CHECKED_OUT.labels(pool_name)
-    wait = metrics.POOL_WAIT_SECONDS.labels(pool_name)
+    checked_out = metrics.POOL_CHECKED_OUT.labels(config.pool_name)
+    wait = metrics.POOL_WAIT_SECONDS.labels(config.pool_name)
 
     # SQLAlchemy also fires "checkin" for a connection whose checkout failed (connect refused, pre-ping
     # cancelled with its request): count down only what was counted up, or the gauge drifts below zero.
-    @event.listens_for(pool, "checkout")
-    def on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        record.info[_COUNTED] = True
+    def on_checkout(dbapi_conn: Any, connection_record: Any, proxy: Any) -> None:
+        connection_record.info[_COUNTED] = True
         checked_out.inc()
 
-    @event.listens_for(pool, "checkin")
-    def on_checkin(dbapi_conn: Any, record: Any) -> None:
-        if record.info.pop(_COUNTED, False):
+    def on_checkin(dbapi_conn: Any, connection_record: Any) -> None:
+        if connection_record.info.pop(_COUNTED, False):
             checked_out.dec()
+
+    listen(pool, "checkout", on_checkout)
+    listen(pool, "checkin", on_checkin)
 
     def time_checkouts(target: Any) -> None:
         # The pool has no "before checkout" event: wrap its public connect() to time the wait.
@@ -164,24 +256,36 @@ def instrument(
                 wait.observe(time.perf_counter() - began)
 
         target.connect = timed_connect
+        installation.undo.append(lambda: target.__dict__.pop("connect", None))
 
     time_checkouts(pool)
 
-    @event.listens_for(sync_engine, "engine_disposed")
     def on_dispose(engine: Any) -> None:
         time_checkouts(engine.pool)  # dispose() replaced the pool; listeners carried over, the wrapper not
 
-    return config
+    listen(sync_engine, "engine_disposed", on_dispose)
+
+
+def error_class(exc: BaseException) -> str:
+    """The driver's own exception class (``QueryCanceledError``), not the DBAPI adapter's wrapper (SQLAlchemy's
+    asyncpg adapter raises a generic ``Error`` chained to asyncpg's exception)."""
+    cause = exc.__cause__
+    if cause is not None and hasattr(cause, "sqlstate"):
+        return type(cause).__name__
+    return type(exc).__name__
 
 
 def _log_slow(
-    statement: str, duration_ms: float, cursor: Any, parameters: Any, route: str | None, log_parameters: bool
+    statement: str, duration_ms: float, cursor: Any, parameters: Any, record: Any, log_parameters: bool
 ) -> None:
-    metrics.SLOW_QUERIES.labels(route or "").inc()
+    route = record.route_name() if record is not None and not record.closed else None
+    method = record.method if record is not None else None
+    metrics.SLOW_QUERIES.labels(route or "", method or "").inc()
     fields: dict[str, Any] = {
         "route": route,
+        "method": method,
         "fingerprint": fingerprint(statement),
-        "statement": normalize(statement),
+        "statement": shape(statement),
         "duration_ms": round(duration_ms, 3),
         "rows": cursor.rowcount if cursor is not None else None,
     }

@@ -38,60 +38,74 @@ class RouteDurations(Collector):
         self.documentation = documentation
         self.bounds = (*buckets, math.inf)
         self._lock = threading.Lock()
-        self._series: dict[str, tuple[list[int], list[float]]] = {}  # route → (counts per bucket, [sum])
+        # (route, method) → (counts per bucket, [sum])
+        self._series: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
 
-    def observe_many(self, route: str, values: list[float]) -> None:
+    def observe_many(self, route: str, values: list[float], method: str = "") -> None:
         indices = [bisect_left(self.bounds, v) for v in values]
         total = sum(values)
+        key = (route, method)
         with self._lock:
-            series = self._series.get(route)
+            series = self._series.get(key)
             if series is None:
-                series = self._series[route] = ([0] * len(self.bounds), [0.0])
+                series = self._series[key] = ([0] * len(self.bounds), [0.0])
             counts = series[0]
             for index in indices:
                 counts[index] += 1
             series[1][0] += total
 
-    def observe(self, route: str, value: float) -> None:
-        self.observe_many(route, [value])
+    def observe(self, route: str, value: float, method: str = "") -> None:
+        self.observe_many(route, [value], method)
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=["route"])
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["route", "method"])
         with self._lock:
-            snapshot = [(route, list(counts), sums[0]) for route, (counts, sums) in self._series.items()]
-        for route, counts, total in snapshot:
+            snapshot = [(key, list(counts), sums[0]) for key, (counts, sums) in self._series.items()]
+        for (route, method), counts, total in snapshot:
             cumulative = list(itertools.accumulate(counts))
             buckets = [(_le(bound), float(n)) for bound, n in zip(self.bounds, cumulative, strict=True)]
-            family.add_metric([route], buckets, total)
+            family.add_metric([route, method], buckets, total)
         yield family
 
     def describe(self) -> Iterator[HistogramMetricFamily]:
-        yield HistogramMetricFamily(self.name, self.documentation, labels=["route"])
+        yield HistogramMetricFamily(self.name, self.documentation, labels=["route", "method"])
 
 
 QUERY_SECONDS = RouteDurations(
     "pgpulse_db_query_duration_seconds",
-    "Duration of each SQL statement, by route.",
+    "Duration of each SQL statement, by route template and HTTP method.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 REGISTRY.register(QUERY_SECONDS)
 QUERIES_PER_REQUEST = Histogram(
     "pgpulse_db_queries_per_request",
-    "Number of SQL statements per HTTP request, by route.",
-    ["route"],
+    "Number of SQL statements per HTTP request, by route template and HTTP method.",
+    ["route", "method"],
     buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000),
     registry=REGISTRY,
 )
 NPLUSONE_FINDINGS = Counter(
     "pgpulse_nplusone_findings",
-    "N+1 query patterns detected, by route and relationship (empty for explicit queries in a loop).",
-    ["route", "relationship"],
+    "N+1 query patterns detected, by route, method and relationship (empty for explicit queries in a loop).",
+    ["route", "method", "relationship"],
     registry=REGISTRY,
 )
 SLOW_QUERIES = Counter(
     "pgpulse_slow_queries",
-    "Statements slower than the slow-query threshold, by route.",
-    ["route"],
+    "Statements slower than the slow-query threshold, by route and method.",
+    ["route", "method"],
+    registry=REGISTRY,
+)
+UNUSED_EAGER_LOADS = Counter(
+    "pgpulse_unused_eager_loads",
+    "Eager-load options whose relationship nothing read, by route, method and relationship.",
+    ["route", "method", "relationship"],
+    registry=REGISTRY,
+)
+FAILED_QUERIES = Counter(
+    "pgpulse_failed_queries",
+    "Statements that failed (timeouts, errors), by route, method and error class.",
+    ["route", "method", "error"],
     registry=REGISTRY,
 )
 POOL_CHECKED_OUT = Gauge(
@@ -113,6 +127,8 @@ METRIC_NAMES = (
     "pgpulse_db_queries_per_request",
     "pgpulse_nplusone_findings_total",
     "pgpulse_slow_queries_total",
+    "pgpulse_unused_eager_loads_total",
+    "pgpulse_failed_queries_total",
     "pgpulse_db_pool_checked_out",
     "pgpulse_db_pool_checkout_wait_seconds",
 )

@@ -1,129 +1,163 @@
-"""N+1 detection: one query shape repeated in one request, traced to the relationship and line that cause it.
+"""N+1 detection: one query shape repeated from one call site, traced to the relationship and line that cause it.
 
 Two patterns produce it:
 
 * a relationship lazy-loaded once per parent object (``for post in user.posts: post.comments``): the
-  ORM tells us the relationship (``do_orm_execute``); the fix is ``selectinload``, chained through the
-  relationship that loaded the parents (``selectinload(User.posts).selectinload(Post.comments)``);
-* an explicit query in a loop (``for id in ids: await session.get(...)`` / ``session.refresh`` /
-  ``execute``): the fix is one query for the whole set (``WHERE id = ANY(:ids)`` / ``IN``).
+  ORM tells us the relationship and the path that loaded the parents (``do_orm_execute``); the fix is
+  ``selectinload`` chained along that path (``selectinload(User.posts).selectinload(Post.comments)``), or
+  for a self-referential relationship walked N levels, ``selectinload(Category.children, recursion_depth=N)``;
+* an explicit query in a loop (``for id in ids: await session.get(...)`` / ``execute``): the fix is one
+  query for the whole set (``WHERE id = ANY(:ids)`` / ``IN``).
 
-Finding the line is a stack walk, so it is done once per shape and only when the shape reaches the
-threshold — the hot path never walks the stack.
+Batches of an eager loader (selectinload's IN-list chunks over more than 500 parents, each level of
+``recursion_depth``) repeat a shape too, but are the fix already in place: they are never counted.
+
+Statements are grouped by shape, relationship and call site (Prosopite's rule): an auth dependency's
+``session.get(User)`` is not part of the ``Item.owner`` N+1 that follows it. The stack is walked only once a
+shape reaches the threshold (never for a statement that runs once or a few times); the statements before that,
+and those past the first hundred located, join the group of the first located site.
 """
 
 from __future__ import annotations
 
-import linecache
-import os
-import sys
-from types import FrameType
+import re
+from typing import Any
 
-from pgpulse.profiler.context import NPlusOne, Record, Site
+from pgpulse.profiler.context import LoadKind, NPlusOne, QueryEvent, Record, relationship_name
+from pgpulse.profiler.sites import Site
+from pgpulse.profiler.statements import shape
 
-_PGPULSE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_PROFILER_DIR = os.path.dirname(os.path.abspath(__file__))
-_LIBRARY_MARKERS = (
-    f"{os.sep}sqlalchemy{os.sep}",
-    f"{os.sep}asyncpg{os.sep}",
-    f"{os.sep}greenlet{os.sep}",
-    f"{os.sep}asyncio{os.sep}",
-    f"{os.sep}starlette{os.sep}",
-    f"{os.sep}fastapi{os.sep}",
-    f"{os.sep}anyio{os.sep}",
-    f"{os.sep}pydantic{os.sep}",
-    f"{os.sep}_pytest{os.sep}",
-    f"{os.sep}pluggy{os.sep}",
-    f"{os.sep}pytest_asyncio{os.sep}",
-    f"{os.sep}contextlib.py",
-    "<frozen ",
-    "<string>",
+_MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
+
+
+def model_name(model: Any) -> str:
+    name = getattr(model, "__name__", None)
+    if isinstance(name, str) and not getattr(model, "__args__", None):
+        return name
+    return _MODULE_PATH.sub("", str(model))
+
+
+def serialization_of(record: Record) -> str | None:
+    """``list_items() with response_model=list[ItemOut]``: the route whose response serialization ran."""
+    route = record.scope.get("route") if record.scope is not None else None
+    endpoint = getattr(route, "endpoint", None)
+    if endpoint is None:
+        return None
+    name = f"{getattr(endpoint, '__name__', str(endpoint))}()"
+    model = getattr(route, "response_model", None)
+    return f"{name} with response_model={model_name(model)}" if model is not None else name
+
+
+def _is_self_referential(prop: Any) -> bool:
+    return bool(prop.mapper.common_parent(prop.parent))
+
+
+def _option_chain(chain: list[Any], levels: int) -> str:
+    parts = []
+    for i, prop in enumerate(chain):
+        name = relationship_name(prop)
+        depth = f", recursion_depth={levels}" if i == len(chain) - 1 and levels > 1 else ""
+        parts.append(("" if i == 0 else ".") + f"selectinload({name}{depth})")
+    return "".join(parts)
+
+
+def _lazy_fix(prop: Any, queries: list[QueryEvent]) -> tuple[str, str | None, int]:
+    """(fix, loaded_via, levels) for a repeated lazy load of ``prop``."""
+    longest = max((q.load.parent_chain for q in queries if q.load is not None), key=len, default=())
+    if _is_self_referential(prop):
+        prefix = list(longest)
+        while prefix and prefix[-1] is prop:
+            prefix.pop()
+        levels = max((q.load.depth for q in queries if q.load is not None), default=1)
+        chain = [*prefix, prop]
+    else:
+        levels = 1
+        chain = [*longest, prop]
+    root_class = chain[0].parent.class_.__name__
+    loaded_via = relationship_name(longest[-1]) if longest else None
+    if levels > 1 and loaded_via is None:
+        loaded_via = relationship_name(prop)
+    fix = f".options({_option_chain(chain, levels)}) on the query that loads the {root_class} objects"
+    return fix, loaded_via, levels
+
+
+_LOOP_FIX = (
+    "run one query for the whole set instead of one per item: collect the keys and use "
+    "WHERE key = ANY(:keys) (or IN), or eager-load with selectinload() if this walks a relationship"
 )
 
 
-def _is_application(filename: str) -> bool:
-    if filename.startswith(_PROFILER_DIR):
-        return False
-    if any(marker in filename for marker in _LIBRARY_MARKERS):
-        return False
-    # pgpulse's own CitizenApp is an application like any other; the rest of pgpulse is tooling.
-    if filename.startswith(_PGPULSE_DIR):
-        return f"{os.sep}citizenapp{os.sep}" in filename
-    return True
+def _by_site(queries: list[QueryEvent]) -> list[tuple[Site | None, list[QueryEvent]]]:
+    groups: dict[Site | None, list[QueryEvent]] = {}
+    unlocated: list[QueryEvent] = []
+    for query in queries:
+        if query.site is None:
+            unlocated.append(query)
+        else:
+            groups.setdefault(query.site, []).append(query)
+    if not groups:
+        return [(None, unlocated)]
+    first = next(iter(groups))
+    groups[first] = unlocated + groups[first]
+    return list(groups.items())
 
 
-def _frames(start: FrameType | None) -> list[FrameType]:
-    """The frames from ``start`` outwards, hopping from a SQLAlchemy greenlet to the awaiting coroutine."""
-    out: list[FrameType] = []
-    frame = start
-    seen_greenlets = 0
-    greenlet_mod = sys.modules.get("greenlet")
-    current = greenlet_mod.getcurrent() if greenlet_mod is not None else None
-    while True:
-        while frame is not None:
-            out.append(frame)
-            frame = frame.f_back
-        # Async SQLAlchemy runs the ORM in a child greenlet; the application's ``await`` waits in the
-        # parent greenlet, whose suspended frame continues the story.
-        parent = getattr(current, "parent", None)
-        if parent is None or seen_greenlets > 4:
-            return out
-        frame = getattr(parent, "gr_frame", None)
-        current = parent
-        seen_greenlets += 1
+def _busiest(queries: list[QueryEvent]) -> tuple[Site | None, list[QueryEvent]]:
+    counts: dict[Site, int] = {}
+    for query in queries:
+        if query.site is not None:
+            counts[query.site] = counts.get(query.site, 0) + 1
+    return (max(counts, key=counts.__getitem__) if counts else None), queries
 
 
-def find_site() -> Site | None:
-    for frame in _frames(sys._getframe(1)):
-        filename = frame.f_code.co_filename
-        if _is_application(filename):
-            line = linecache.getline(filename, frame.f_lineno).strip()
-            return Site(filename=filename, lineno=frame.f_lineno, function=frame.f_code.co_name, line=line)
-    return None
-
-
-def _fix(relationship: str | None, loaded_via: str | None, record: Record) -> str:
-    if relationship is None:
-        return (
-            "run one query for the whole set instead of one per item: collect the keys and use "
-            "WHERE key = ANY(:keys) (or IN), or eager-load with selectinload() if this walks a relationship"
-        )
-    chain = [relationship]
-    via = loaded_via
-    seen = {relationship}
-    while via is not None and via not in seen:
-        chain.insert(0, via)
-        seen.add(via)
-        parent_class = via.split(".", 1)[0]
-        via = record.loaded_by.get(parent_class)
-    option = "".join(("" if i == 0 else ".") + f"selectinload({rel})" for i, rel in enumerate(chain))
-    return f".options({option}) on the query that loads the {chain[0].split('.', 1)[0]} objects"
+def count_key(query: QueryEvent) -> Any:
+    """The key the listener counted the statement under (events.after): the shape, or (shape, relationship)."""
+    load = query.load
+    if load is None:
+        return query.fingerprint
+    return (query.fingerprint, load.prop if load.kind is LoadKind.LAZY else None)
 
 
 def detect(record: Record) -> list[NPlusOne]:
-    by_fingerprint: dict[str, list[int]] = {}
-    for index, query in enumerate(record.queries):
-        if record.counts[query.fingerprint] >= record.threshold:
-            by_fingerprint.setdefault(query.fingerprint, []).append(index)
+    threshold = record.threshold or 5
+    candidates: dict[tuple[str, Any], list[QueryEvent]] = {}
+    for query in record.queries:
+        load = query.load
+        if query.error is not None or (load is not None and load.kind is LoadKind.BATCH):
+            continue
+        if record.counts.get(count_key(query), 0) >= threshold:
+            prop = load.prop if load is not None and load.kind is LoadKind.LAZY else None
+            candidates.setdefault((query.fingerprint, prop), []).append(query)
     findings = []
     route = record.route_name()
-    for fingerprint, indexes in by_fingerprint.items():
-        first = record.queries[indexes[0]]
-        relationship = next((record.queries[i].relationship for i in indexes if record.queries[i].relationship), None)
-        loaded_via = None
-        if relationship is not None:
-            loaded_via = record.loaded_by.get(relationship.split(".", 1)[0])
-        findings.append(
-            NPlusOne(
-                fingerprint=fingerprint,
-                statement=" ".join(first.statement.split()),
-                count=len(indexes),
-                total_ms=sum(record.queries[i].duration_ms for i in indexes),
-                relationship=relationship,
-                loaded_via=loaded_via,
-                site=record.sites.get(fingerprint),
-                fix=_fix(relationship, loaded_via, record),
-                route=route,
+    for (fp, prop), queries in candidates.items():
+        # A self-referential walk runs its lazy loads from one line per level (nested loops): one finding,
+        # placed at the line that ran most of them.
+        groups = _by_site(queries) if prop is None or not _is_self_referential(prop) else [_busiest(queries)]
+        for site, group in groups:
+            if len(group) < threshold:
+                continue
+            if prop is not None:
+                fix, loaded_via, levels = _lazy_fix(prop, group)
+            else:
+                fix, loaded_via, levels = _LOOP_FIX, None, 1
+            serialization = serialization_of(record) if site is not None and site.during_serialization else None
+            if serialization is not None and prop is not None:
+                fix += f" in {serialization.split(' with ', 1)[0]}"  # the route function that returned them
+            findings.append(
+                NPlusOne(
+                    fingerprint=fp,
+                    statement=shape(group[0].statement),
+                    count=len(group),
+                    total_ms=sum(q.duration_ms for q in group),
+                    relationship=relationship_name(prop) if prop is not None else None,
+                    loaded_via=loaded_via,
+                    site=site,
+                    fix=fix,
+                    route=route,
+                    method=record.method,
+                    during_serialization=serialization,
+                    levels=levels,
+                )
             )
-        )
     return findings

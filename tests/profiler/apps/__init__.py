@@ -1,0 +1,1 @@
+"""Apps of the profiler tests' own (not CitizenApp): the shapes real applications have."""
