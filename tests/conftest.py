@@ -16,7 +16,7 @@ import pytest
 
 from pgpulse.db.databases import create_database
 from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 
 MakeDatabase = Callable[..., Awaitable[str]]
 pytest_plugins = ["pytester"]

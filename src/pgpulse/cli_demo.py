@@ -22,7 +22,6 @@ from typing import Any, NoReturn
 
 import asyncpg
 import typer
-import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -34,10 +33,10 @@ from pgpulse.db.demo_database import (
     record_seeded,
     require_marker,
 )
-from pgpulse.db.engine import DatabaseURLError, redact
 from pgpulse.db.resolve import Target, resolve_or_fail
+from pgpulse.db.urls import DatabaseURLError, redact
 from pgpulse.errors import UserError, fail
-from pgpulse.settings import Settings
+from pgpulse.extras import require_extra
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -132,22 +131,24 @@ async def _seed(db: DemoDatabase, choice: SeedChoice) -> DemoDatabase:
     return replace(db, hot_user_id=hot, showcase_user_id=result.showcase_user_id)
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn's Server, minus re-raising Ctrl-C after its graceful shutdown.
-
-    uvicorn re-raises the captured SIGINT once it has stopped, which turns a clean Ctrl-C into a
-    KeyboardInterrupt traceback; we still have PostgreSQL to stop afterwards, so the signal ends here.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            yield
-            self._captured_signals.clear()
-
-
 def _serve(url: str, port: int, host: str, profiler: bool) -> None:
+    import uvicorn  # the demo extra: imported only when CitizenApp is served
+
     from pgpulse.citizenapp.app import create_app
+    from pgpulse.settings import Settings
+
+    class _QuietServer(uvicorn.Server):
+        """uvicorn's Server, minus re-raising Ctrl-C after its graceful shutdown.
+
+        uvicorn re-raises the captured SIGINT once it has stopped, which turns a clean Ctrl-C into a
+        KeyboardInterrupt traceback; we still have PostgreSQL to stop afterwards, so the signal ends here.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
 
     settings = Settings(database_url=url, server_timing=True, metrics_route=True, profiler_enabled=profiler)
     app = create_app(url, settings)
@@ -165,6 +166,13 @@ def _cannot(action: str, url: str, exc: BaseException) -> NoReturn:
     if not isinstance(exc, (OSError, asyncpg.PostgresError, DatabaseURLError)):
         reason = f"{type(exc).__name__}: {reason}"
     fail(f"cannot {action} {redact(url)}: {reason}")
+
+
+def _require_demo_extra(command: str) -> None:
+    try:
+        require_extra("demo", command)
+    except UserError as exc:
+        fail(str(exc))
 
 
 def demo(
@@ -186,6 +194,7 @@ def demo(
     ),
 ) -> None:
     """Start PostgreSQL (embedded unless DATABASE_URL), migrate, seed once, and serve CitizenApp."""
+    _require_demo_extra("pgpulse demo")
     host = "127.0.0.1"
     if not no_serve and not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one, or --no-serve")
@@ -235,6 +244,7 @@ def serve(
 ) -> None:
     """Serve CitizenApp on the demo database (DATABASE_URL or the embedded demo cluster); it must carry the
     demo marker, since CitizenApp writes to users, posts and comments."""
+    _require_demo_extra("pgpulse serve")
     if not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one")
     target = _open_target(database_url, keep_running=False)

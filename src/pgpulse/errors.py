@@ -14,8 +14,17 @@ EXIT_USAGE = 2
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class UserError(Exception):
+class PgPulseError(Exception):
+    """Base of every error pgpulse raises on purpose. The library raises; only the CLI turns one into a line and
+    an exit code."""
+
+
+class UserError(PgPulseError):
     """An error the user can fix; ``str()`` is the one-line message shown to them."""
+
+
+class MissingExtraError(UserError):
+    """A command needs an optional part of pgpulse that is not installed; ``str()`` says what to install."""
 
 
 class DemoDatabaseRefused(UserError):

@@ -7,7 +7,7 @@ import threading
 
 import psycopg
 
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 
 SEED = "SELECT * FROM events WHERE account_id = $1 AND kind = 'buy' ORDER BY created_at DESC LIMIT 10"
 NAME = "ix_events_account_id_kind_created_at"

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from pgpulse.citizenapp.migrate import downgrade, upgrade, upgrade_async
 from pgpulse.citizenapp.models import Base
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 
 
 async def test_upgrade_creates_tuned_schema_and_round_trips(make_database) -> None:  # type: ignore[no-untyped-def]

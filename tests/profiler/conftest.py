@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedResult, SeedSpec, seed
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.profiler import instrument
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.profiler import instrument, profile, uninstrument
 
 ROOT = Path(__file__).parent / "apps" / "fullstack"

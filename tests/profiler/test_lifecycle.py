@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from structlog.testing import capture_logs
 from tests.profiler.apps.shop_models import Item, User
 
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.profiler import instrument, profile, uninstrument
 from pgpulse.profiler.events import config_of
 

@@ -70,7 +70,7 @@ test_marked_async_lazy_walk = pytest.mark.no_nplusone(test_marked_async_lazy_wal
 
 
 def run_inner(pytester: pytest.Pytester, db: Any, *args: str) -> pytest.RunResult:
-    from pgpulse.db.engine import async_url
+    from pgpulse.db.urls import async_url
 
     url = async_url(db.url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     pytester.makepyfile(test_inner=INNER)

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from tests.profiler.apps import shop_app
 from tests.profiler.apps.shop_models import ITEMS, Category, Item, User
 
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.profiler import instrument, profile, uninstrument
 from pgpulse.profiler.metrics import render
 from pgpulse.profiler.sites import is_library

@@ -63,7 +63,7 @@ INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 
 
 def run(pytester: pytest.Pytester, shop: Any, *args: str, **env: str) -> pytest.RunResult:
-    from pgpulse.db.engine import async_url
+    from pgpulse.db.urls import async_url
 
     url = async_url(shop.url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     with pytest.MonkeyPatch.context() as mp:

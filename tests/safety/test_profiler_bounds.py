@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from structlog.testing import capture_logs
 
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.profiler import PgPulseMiddleware, instrument, profile, uninstrument
 
 

@@ -24,8 +24,8 @@ from pgpulse.advisor.workload import (
     from_pg_stat_statements,
     from_text,
 )
-from pgpulse.db.engine import libpq_url, redact
 from pgpulse.db.resolve import resolve_or_fail
+from pgpulse.db.urls import libpq_url, redact
 from pgpulse.doctor.runner import ConnectError, connect
 from pgpulse.errors import fail
 from pgpulse.formats import Format, emit

@@ -18,7 +18,7 @@ import asyncpg
 from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.databases import create_database
-from pgpulse.db.engine import async_url, libpq_url
+from pgpulse.db.urls import async_url, libpq_url
 from pgpulse.sql.quote import quote_ident
 
 

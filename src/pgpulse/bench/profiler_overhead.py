@@ -157,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("database_url", nargs="?", default=None)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="bench/results/profiler_overhead")
+    parser.add_argument("--out", default="pgpulse-bench-profiler-overhead")  # never the committed bench/results
     args = parser.parse_args()
     run_cli(args.database_url, only="profiler", quick=args.quick, out=args.out, compare=None)
 

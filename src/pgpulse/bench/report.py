@@ -45,7 +45,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["## Targets", "", "| Target | Figure | Result |", "|---|---:|---|"]
         for t in result["targets"]:
             figure = _fmt_value(t["value"], t["unit"])
-            lines.append(f"| {t['name']} | {figure} | {'PASS' if t['passed'] else 'MISS'} |")
+            verdict = ("PASS" if t["passed"] else "MISS") if t.get("judged", True) else "not judged (quick run)"
+            lines.append(f"| {t['name']} | {figure} | {verdict} |")
         lines.append("")
     lines += [
         "## Results",

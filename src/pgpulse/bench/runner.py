@@ -22,7 +22,7 @@ from pgpulse.bench.context import BenchContext, Sizes, create_bench_data, drop_b
 from pgpulse.bench.report import compare_runs, write_outputs
 from pgpulse.bench.stats import PairResult
 from pgpulse.db.embedded import EmbeddedError, ephemeral_server
-from pgpulse.db.engine import DatabaseURLError, libpq_url, redact
+from pgpulse.db.urls import DatabaseURLError, libpq_url, redact
 from pgpulse.errors import UserError, fail
 
 PairRunner = Callable[[BenchContext], Awaitable[PairResult]]
@@ -110,7 +110,9 @@ async def _run(url: str, names: list[str], quick: bool, log: Log) -> tuple[dict[
         "data": ctx.facts(),
         "sizes": sizes.__dict__,
         "pairs": {p.name: p.to_json() for p in pairs},
-        "targets": [{"pair": p.name, **t.to_json()} for p in pairs for t in p.targets],
+        # A quick run's small data cannot reach the full-scale targets (composite 7x vs >= 100x): its figures are
+        # shown, never judged.
+        "targets": [{"pair": p.name, **t.to_json(), "judged": not quick} for p in pairs for t in p.targets],
     }
     return result, pairs
 
@@ -141,14 +143,25 @@ def checked_url(database_url: str | None) -> str | None:
     return libpq_url(database_url)
 
 
-def run_cli(database_url: str | None, *, only: str | None, quick: bool, out: str, compare: str | None) -> None:
+def fresh_out_dir(now: datetime | None = None) -> Path:
+    """A new folder under the current directory for this run: never the committed ``bench/results``."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    base = Path(f"pgpulse-bench-{stamp}")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{base}-{n}")
+    return candidate
+
+
+def run_cli(database_url: str | None, *, only: str | None, quick: bool, out: str | None, compare: str | None) -> None:
     try:
         names = parse_only(only)
         old = load_results(compare) if compare else None
         url = checked_url(database_url)
     except (UserError, DatabaseURLError) as exc:
         fail(str(exc))
-    out_dir = Path(out)
+    out_dir = Path(out) if out else fresh_out_dir()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 
 STATUS_WEIGHTS = (("published", 0.6), ("draft", 0.3), ("archived", 0.1))
 CHUNK = 50_000

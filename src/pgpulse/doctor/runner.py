@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import psutil
 
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 from pgpulse.doctor.check import Check, Context, Finding, Options, SkipCheck
 from pgpulse.doctor.checks import ALL
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 from pgpulse.history.kinds import DATABASE, INDEX, SCHEMA, STATEMENT, TABLE, TAG, Kind
 from pgpulse.sql import quote_ident, quote_qualified
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from pgpulse.db.engine import libpq_url
+from pgpulse.db.urls import libpq_url
 from pgpulse.history.deltas import Change, Epochs, Markers, Previous, changes, epochs
 from pgpulse.history.kinds import SCHEMA, SPECS, TAG, Kind, KindSpec
 from pgpulse.history.snapshot import Snapshot

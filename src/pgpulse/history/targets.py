@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.sql import redact_url
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -18,7 +18,8 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from starlette.types import ASGIApp
+
+from pgpulse.types import ASGIApp
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _le = cast(Callable[[float], str], floatToGoString)  # "0.005", "+Inf": the label text Histogram itself uses

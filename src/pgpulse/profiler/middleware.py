@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgpulse.profiler import metrics
 from pgpulse.profiler.context import Record, close_record, open_record
 from pgpulse.profiler.routes import UNMATCHED, public_path
+from pgpulse.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("pgpulse.profiler")
 
@@ -47,8 +46,8 @@ class PgPulseMiddleware:
 
             async def send_with_timing(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    headers = MutableHeaders(scope=message)
-                    headers.append("Server-Timing", f'db;dur={record.db_ms:.1f};desc="{record.query_count} queries"')
+                    timing = f'db;dur={record.db_ms:.1f};desc="{record.query_count} queries"'
+                    message["headers"] = [*message.get("headers", ()), (b"server-timing", timing.encode("latin-1"))]
                 await send(message)
 
         try:

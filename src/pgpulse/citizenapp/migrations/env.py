@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from pgpulse.citizenapp.models import Base
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from pgpulse.db.engine import async_url
+from pgpulse.db.urls import async_url
 from pgpulse.history.kinds import SCHEMA, TAG
 from pgpulse.sql import quote_ident
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pgpulse.profiler import snapshots
-from pgpulse.profiler.context import Record, profile
-from pgpulse.profiler.statements import shape
+if TYPE_CHECKING:  # the plugin loads in every pytest session of every project with pgpulse installed:
+    # SQLAlchemy, pglast and Prometheus are imported only once a test uses the profiler
+    from pgpulse.profiler.context import Record
+    from pgpulse.profiler.snapshots import Snapshot
 
 MARKER = "no_nplusone"
 ALLOW_MARKER = "pgpulse_allow"
@@ -31,8 +33,8 @@ OPTION = "--pgpulse-fail-on-nplusone"
 RECORD = "--pgpulse-record"
 SNAPSHOT_INI = "pgpulse_snapshot_file"
 ALLOW_INI = "pgpulse_allow"
-_SNAPSHOTS = pytest.StashKey[dict[str, snapshots.Snapshot]]()
-_RECORDED = pytest.StashKey[dict[str, snapshots.Snapshot]]()
+_SNAPSHOTS = pytest.StashKey[dict[str, "Snapshot"]]()
+_RECORDED = pytest.StashKey[dict[str, "Snapshot"]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,7 +69,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"{ALLOW_MARKER}(*names): known, accepted N+1s of this test (relationships or fingerprints)"
     )
     path = _snapshot_path(config)
-    config.stash[_SNAPSHOTS] = snapshots.load(path) if path.exists() else {}
+    if path.exists():
+        from pgpulse.profiler import snapshots
+
+        config.stash[_SNAPSHOTS] = snapshots.load(path)
+    else:
+        config.stash[_SNAPSHOTS] = {}
     config.stash[_RECORDED] = {}
 
 
@@ -79,13 +86,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if not config.getoption(RECORD) or not config.stash.get(_RECORDED, None):
         return
-    previous: dict[str, snapshots.Snapshot] = config.stash[_SNAPSHOTS]
-    taken: dict[str, snapshots.Snapshot] = config.stash[_RECORDED]
+    from pgpulse.profiler import snapshots
+
+    previous: dict[str, Snapshot] = config.stash[_SNAPSHOTS]
+    taken: dict[str, Snapshot] = config.stash[_RECORDED]
     merged = {**previous, **taken}
     snapshots.save(_snapshot_path(config), merged)
 
 
 def _format_budget_failure(limit: int, record: Record) -> str:
+    from pgpulse.profiler.statements import shape
+
     lines = [f"expected at most {limit} queries, {record.query_count} ran:"]
     for i, query in enumerate(record.queries, 1):
         lines.append(f"  {i:>3}. {shape(query.statement)}  ({query.duration_ms:.2f} ms)")
@@ -97,6 +108,8 @@ def _format_budget_failure(limit: int, record: Record) -> str:
 
 @contextmanager
 def _max_queries(limit: int, threshold: int | None = None) -> Iterator[Record]:
+    from pgpulse.profiler.context import profile
+
     with profile(threshold=threshold) as record:
         yield record
     if record.query_count > limit:
@@ -128,6 +141,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     threshold = config.getoption("--pgpulse-nplusone-threshold")
     if marker is not None and "threshold" in marker.kwargs:
         threshold = int(marker.kwargs["threshold"])
+    from pgpulse.profiler import snapshots
+    from pgpulse.profiler.context import profile
+
     with profile(threshold=threshold) as record:
         result = yield
     allow = _allow_list(item)
