@@ -20,19 +20,19 @@ TAG = "/* pgpulse:dashboard */"
 SPARK_WINDOW = timedelta(days=7)
 GROWTH_WINDOW = timedelta(days=7)
 
-TARGET_SQL = f"""{TAG}
-SELECT t.target_id, max(s.taken_at) AS last FROM {SCHEMA}.target t
+TARGET_SQL = f"""SELECT {TAG}
+  t.target_id, max(s.taken_at) AS last FROM {SCHEMA}.target t
 JOIN {SCHEMA}.snapshot s USING (target_id) WHERE t.name = $1 GROUP BY t.target_id"""
 
-STATEMENT_POINTS_SQL = f"""{TAG}
-SELECT s.queryid, p.bucket_end, sum(p.calls) AS calls, sum(p.total_exec_time) AS total_exec_time
+STATEMENT_POINTS_SQL = f"""SELECT {TAG}
+  s.queryid, p.bucket_end, sum(p.calls) AS calls, sum(p.total_exec_time) AS total_exec_time
 FROM {SCHEMA}.statement_series s JOIN {SCHEMA}.statement_point p USING (series_id)
 WHERE s.target_id = $1 AND s.queryid = ANY($2::bigint[]) AND p.bucket_end > $3
 GROUP BY 1, 2 ORDER BY 1, 2"""
 
 # Per table: its latest size and its size at the start of the window (two primary-key probes per table).
-TABLE_GROWTH_SQL = f"""{TAG}
-SELECT r.relid, latest.total_bytes AS now_bytes, earliest.total_bytes AS then_bytes
+TABLE_GROWTH_SQL = f"""SELECT {TAG}
+  r.relid, latest.total_bytes AS now_bytes, earliest.total_bytes AS then_bytes
 FROM {SCHEMA}.relation_series r
 CROSS JOIN LATERAL (SELECT p.total_bytes, p.bucket_end FROM {SCHEMA}.table_point p
                     WHERE p.series_id = r.series_id ORDER BY p.bucket_end DESC LIMIT 1) latest
