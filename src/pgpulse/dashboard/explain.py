@@ -66,7 +66,8 @@ def build_tree(plan: dict[str, Any], root_cost: float | None = None) -> PlanNode
     own = max(total - sum(c.total_cost for c in children), 0.0)
     details = [(k, _detail(plan[k])) for k in DETAIL_KEYS if k in plan]
     return PlanNode(
-        node_type=str(plan.get("Node Type", "?")),
+        # JSON says "ModifyTable" where the text format says "Update on t": show the readable one
+        node_type=str(plan["Operation"] if plan.get("Node Type") == "ModifyTable" else plan.get("Node Type", "?")),
         total_cost=total,
         self_cost=own,
         rows=float(plan.get("Plan Rows", 0)),
