@@ -19,16 +19,20 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
 import uvicorn
 
-from pgpulse.dashboard import app
+from pgpulse.dashboard import RequestRing, app
 from pgpulse.history.snapshot import read_snapshot
 from pgpulse.history.store import migrate, open_store
 from pgpulse.history.targets import default_name
+from pgpulse.profiler import instrument, profile
 
 SCRIPT_TABLE = "<script>window.__pwned=1</script>"
 SECRET_LITERAL = "sekrit-literal-42"
 SECRET_IN_SESSION = "sekrit-literal-43"
+SECRET_PARAMETER = "sekrit-param-44"
+N_PLUS_ONE = 6
 
 SCHEMA = [
     "CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL, created_at timestamptz NOT NULL"
@@ -63,6 +67,7 @@ class Site:
     store_url: str
     holder_pid: int  # idle in transaction, holding the row lock
     waiter_pid: int  # waiting on holder_pid
+    ring: RequestRing
 
 
 async def _poll(conn: asyncpg.Connection, sql: str, expected: object, timeout: float = 20.0) -> None:
@@ -90,6 +95,28 @@ async def _snapshot(database_url: str, store_url: str) -> None:
         await store.record(default_name(database_url), await read_snapshot(database_url))
     finally:
         await store.close()
+
+
+def _profiled_requests(database_url: str) -> RequestRing:
+    """Two requests recorded by the real profiler on a real engine: one with an N+1 (the same query, once per
+    id), one that runs a single query with a bound secret; the ring is fed as the profiler's callback would."""
+    ring = RequestRing(size=10)
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    instrument(engine, log_parameters=True)  # the ring must drop parameters even when the profiler keeps them
+    try:
+        with engine.connect() as conn:
+            with profile(route="/customers/{id}/orders") as record:
+                for customer in range(N_PLUS_ONE):
+                    conn.execute(sa.text("SELECT note FROM orders WHERE id = :c"), {"c": customer}).all()
+            record.method = "GET"
+            ring.add(record)
+            with profile(route="/search") as record:
+                conn.execute(sa.text("SELECT count(*) FROM orders WHERE note = :n"), {"n": SECRET_PARAMETER}).all()
+            record.method = "GET"
+            ring(record)
+    finally:
+        engine.dispose()
+    return ring
 
 
 def _serve(asgi: object) -> tuple[uvicorn.Server, threading.Thread, str]:
@@ -133,10 +160,11 @@ async def site(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator[Si
         holder_pid, waiter_pid = holder.get_server_pid(), waiter.get_server_pid()
         await _poll(conn, f"SELECT pg_blocking_pids({waiter_pid}) = ARRAY[{holder_pid}]", True)
 
-        asgi = app(database_url, store_url, auth=lambda request: request.client is not None)
+        ring = await asyncio.to_thread(_profiled_requests, database_url)
+        asgi = app(database_url, store_url, requests_ring=ring, auth=lambda request: request.client is not None)
         server, thread, base = _serve(asgi)
         try:
-            yield Site(base, database_url, store_url, holder_pid, waiter_pid)
+            yield Site(base, database_url, store_url, holder_pid, waiter_pid, ring)
         finally:
             server.should_exit = True
             await asyncio.to_thread(thread.join, 20)

@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from tests.dashboard.conftest import SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LITERAL, Site
+from tests.dashboard.conftest import N_PLUS_ONE, SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LITERAL, SECRET_PARAMETER, Site
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -164,4 +164,34 @@ def test_connections_shows_the_lock_chain_and_the_session_idle_in_transaction(
     assert [e.text for e in idle] == [str(site.holder_pid)]
     assert SECRET_IN_SESSION not in browser.page_source  # pg_stat_activity's literal is redacted
     shoot(browser, screenshots, "connections")
+    no_console_errors(browser)
+
+
+def test_requests_lists_profiled_requests_and_shows_the_n_plus_one_with_its_fix(
+    site: Site, browser: WebDriver, screenshots: Path
+) -> None:
+    open_page(browser, site.base + "/", "Overview")
+    browser.find_element(By.LINK_TEXT, "Requests").click()
+    WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "most-queries")))
+    recent = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#recent tbody td:first-child")]
+    assert recent == ["GET /search", "GET /customers/{id}/orders"]  # newest first
+    most = browser.find_elements(By.CSS_SELECTOR, "#most-queries tbody tr")
+    assert [[c.text for c in r.find_elements(By.TAG_NAME, "td")][3:] for r in most] == [
+        [str(N_PLUS_ONE), "1"],
+        ["1", "0"],
+    ]
+    shoot(browser, screenshots, "requests")
+    browser.find_element(By.LINK_TEXT, "GET /customers/{id}/orders").click()
+    WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "nplusone")))
+    assert browser.find_element(By.ID, "query-count").text == str(N_PLUS_ONE)
+    finding = browser.find_element(By.ID, "nplusone").text
+    assert f"N+1: the same query ran {N_PLUS_ONE} times" in finding and "fix:" in finding
+    statements = browser.find_elements(By.CSS_SELECTOR, "#request-queries td.sql")
+    assert {s.text for s in statements} == {"SELECT note FROM orders WHERE id = %(c)s"}
+    assert len(statements) == N_PLUS_ONE
+    shoot(browser, screenshots, "request")
+    open_page(browser, site.base + "/requests", "Requests")
+    browser.find_element(By.LINK_TEXT, "GET /search").click()
+    WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "request-queries")))
+    assert SECRET_PARAMETER not in browser.page_source  # the profiler logged it; the ring never copied it
     no_console_errors(browser)

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pgpulse.dashboard.command import MISSING_EXTRA
 from pgpulse.dashboard.doctor_source import DoctorSource
 from pgpulse.dashboard.history_source import HistorySource
+from pgpulse.dashboard.requests import RequestRing
 from pgpulse.db.engine import libpq_url
 from pgpulse.errors import UserError
 from pgpulse.sql import redact_url
@@ -79,7 +80,7 @@ class State:
     target: str | None
     env: jinja2.Environment
     doctor: DoctorSource
-    requests_ring: Any = None
+    requests_ring: RequestRing | None = None
     _pool: asyncpg.Pool | None = None
     _store_pool: asyncpg.Pool | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -158,7 +159,7 @@ def app(
     database_url: str,
     store_url: str | None = None,
     *,
-    requests_ring: Any = None,
+    requests_ring: RequestRing | None = None,
     production: bool = True,
     auth: Auth | None = None,
     allow_unauthenticated: bool = False,
@@ -168,7 +169,8 @@ def app(
     """The dashboard for ``database_url`` (history from ``store_url``'s ``target``, by default the target named
     after the database's host:port/name as ``pgpulse history`` names it).
 
-    In production mode an ``auth`` callable (or ``allow_unauthenticated=True``) is required."""
+    ``requests_ring`` (a :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests
+    page. In production mode an ``auth`` callable (or ``allow_unauthenticated=True``) is required."""
     if production and auth is None and not allow_unauthenticated:
         raise DashboardError(
             "pgpulse.dashboard.app() in production mode needs auth=<callable(request) -> bool> "
@@ -200,6 +202,8 @@ def app(
         Route("/indexes", views.indexes, name="indexes"),
         Route("/tables", views.tables, name="tables"),
         Route("/connections", views.connections, name="connections"),
+        Route("/requests", views.requests, name="requests"),
+        Route("/requests/{request_id}", views.request_detail, name="request"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     inner = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: views.server_error})
@@ -211,6 +215,10 @@ def response_for(state: State, request: Request, template: str, **context: Any) 
     from starlette.responses import HTMLResponse
 
     page = state.env.get_template(template).render(
-        url_for=request.url_for, database=state.database_label, active=template.removesuffix(".html"), **context
+        url_for=request.url_for,
+        database=state.database_label,
+        profiler=state.requests_ring is not None,
+        active=template.removesuffix(".html"),
+        **context,
     )
     return HTMLResponse(page)

@@ -19,9 +19,12 @@ from pgpulse.dashboard import queries as q
 from pgpulse.dashboard.app import State, response_for
 from pgpulse.dashboard.explain import ExplainError, PlanNode, generic_plan
 from pgpulse.dashboard.history_source import Series
+from pgpulse.dashboard.requests import RequestRing
 from pgpulse.dashboard.svg import line_chart, sparkline
 from pgpulse.doctor.runner import ConnectError
 from pgpulse.sql import redact_sql, redact_text
+
+LIST_SIZE = 20
 
 
 def _state(request: Request) -> State:
@@ -213,3 +216,34 @@ async def server_error(request: Request, exc: Exception) -> Response:
     text = str(exc).strip().splitlines()
     line = redact_text(text[0] if text else type(exc).__name__)
     return PlainTextResponse(f"pgpulse dashboard: {type(exc).__name__}: {line}", status_code=500)
+
+
+def _ring(state: State) -> RequestRing:
+    if state.requests_ring is None:
+        raise HTTPException(404, "no request ring: mount the dashboard with requests_ring= fed by the profiler")
+    return state.requests_ring
+
+
+async def requests(request: Request) -> Response:
+    state = _state(request)
+    items = _ring(state).items()
+    return response_for(
+        state,
+        request,
+        "requests.html",
+        recent=items[::-1][:LIST_SIZE],
+        slowest=sorted(items, key=lambda r: r.duration_ms, reverse=True)[:LIST_SIZE],
+        most_queries=sorted(items, key=lambda r: r.query_count, reverse=True)[:LIST_SIZE],
+        total=len(items),
+    )
+
+
+async def request_detail(request: Request) -> Response:
+    state = _state(request)
+    try:
+        found = _ring(state).get(int(request.path_params["request_id"]))
+    except ValueError:
+        found = None
+    if found is None:
+        raise HTTPException(404, "no such request in the ring (it keeps the most recent ones only)")
+    return response_for(state, request, "request.html", item=found)
