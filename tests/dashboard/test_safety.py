@@ -4,6 +4,7 @@ state-changing method, show a password, a parameter or live markup, or run witho
 from __future__ import annotations
 
 import re
+import sys
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -13,7 +14,7 @@ from tests.dashboard.conftest import SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LIT
 from typer.testing import CliRunner
 
 from pgpulse.cli import app as cli
-from pgpulse.dashboard import DashboardError, app
+from pgpulse.dashboard import MISSING_EXTRA, DashboardError, app
 from pgpulse.dashboard.app import SESSION_SETTINGS
 from pgpulse.dashboard.explain import ExplainError, generic_plan
 from pgpulse.db.engine import libpq_url
@@ -119,3 +120,21 @@ def test_the_command_needs_a_url_and_says_so_in_one_line(monkeypatch: pytest.Mon
     assert result.output.strip().splitlines() == [
         "error: give the database URL: pgpulse dashboard postgresql://user@host/db (or set PGPULSE_DATABASE_URL)"
     ]
+
+
+def test_without_jinja2_the_dashboard_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # what an install without the [dashboard] extra looks like
+    with pytest.raises(DashboardError) as raised:
+        app("postgresql://nobody@127.0.0.1:1/none", allow_unauthenticated=True)
+    assert str(raised.value) == "pgpulse dashboard needs the dashboard extra: pip install 'pgpulse[dashboard]'"
+    result = CliRunner().invoke(cli, ["dashboard", "postgresql://nobody@127.0.0.1:1/none"])
+    assert (result.exit_code, result.output.strip()) == (2, f"error: {MISSING_EXTRA}")
+
+
+async def test_a_store_without_the_history_schema_means_no_history_not_an_error(site: Site) -> None:
+    bare = app(site.database_url, site.database_url, allow_unauthenticated=True)  # the target: no pgpulse_history
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bare), base_url="http://t") as client:
+        queries = await client.get("/queries")
+        tables = await client.get("/tables")
+    assert (queries.status_code, tables.status_code) == (200, 200)
+    assert "svg" not in queries.text and "Growth, 7 days" in tables.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from pgpulse.errors import UserError, fail
 
@@ -19,13 +20,13 @@ def serve(url: str | None, store: str | None, target: str | None, host: str, por
     try:
         import uvicorn
     except ImportError:
-        fail(MISSING_EXTRA)
+        fail(escape(MISSING_EXTRA))  # fail() prints Rich markup: '[dashboard]' would vanish
     try:
         from pgpulse.dashboard import app
 
         # Standalone, the person who started it is the only user: no auth; a non-loopback --host is their call.
         asgi = app(database_url, store, production=False, target=target)
     except UserError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
     typer.echo(f"pgpulse dashboard on http://{host}:{port}/ (Ctrl-C to stop)")
     uvicorn.run(asgi, host=host, port=port, log_level="warning")

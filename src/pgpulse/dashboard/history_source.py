@@ -57,7 +57,12 @@ class HistorySource:
         self.target = target or default_name(database_url)
 
     async def _target(self, conn: asyncpg.Connection) -> tuple[int, datetime] | None:
-        row = await conn.fetchrow(TARGET_SQL, self.target)
+        """The target's id and latest snapshot time; None when the store has no such target (or no schema yet:
+        a store nobody migrated is a store without history, not an error page)."""
+        try:
+            row = await conn.fetchrow(TARGET_SQL, self.target)
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+            return None
         return (int(row["target_id"]), row["last"]) if row else None
 
     async def statement_series(self, queryids: list[int], window: timedelta | None = SPARK_WINDOW) -> dict[int, Series]:

@@ -7,7 +7,6 @@ already normalized, and is redacted too for the utility statements it keeps verb
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -211,8 +210,6 @@ async def connections(request: Request) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """One line, redacted, for anything a page could not read (a timeout, a lost connection)."""
-    if isinstance(exc, asyncio.CancelledError):
-        raise exc
     text = str(exc).strip().splitlines()
     line = redact_text(text[0] if text else type(exc).__name__)
     return PlainTextResponse(f"pgpulse dashboard: {type(exc).__name__}: {line}", status_code=500)
