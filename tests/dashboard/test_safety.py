@@ -3,8 +3,13 @@ state-changing method, show a password, a parameter or live markup, or run witho
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import socket
+import subprocess
 import sys
+import time
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -138,3 +143,29 @@ async def test_a_store_without_the_history_schema_means_no_history_not_an_error(
         tables = await client.get("/tables")
     assert (queries.status_code, tables.status_code) == (200, 200)
     assert "svg" not in queries.text and "Growth, 7 days" in tables.text
+
+
+async def test_the_command_serves_the_dashboard_on_loopback(site: Site) -> None:
+    with socket.socket() as sock:  # a free port (released before the server binds it)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "PGPULSE_DATABASE_URL"}
+    command = [sys.executable, "-m", "pgpulse.cli", "dashboard", site.database_url, "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient(timeout=30) as client:
+            while True:
+                try:
+                    response = await client.get(f"http://127.0.0.1:{port}/indexes")
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                    assert time.monotonic() < deadline, "pgpulse dashboard did not answer within 60 s"
+                    await asyncio.sleep(0.1)
+        assert response.status_code == 200 and "dupvals_v_key" in response.text
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        assert [line.split()[3] for line in listening.splitlines()] == [f"127.0.0.1:{port}"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
