@@ -169,3 +169,17 @@ async def test_the_command_serves_the_dashboard_on_loopback(site: Site) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def test_mounted_under_a_prefix_in_a_fastapi_app_its_links_and_stylesheet_follow(site: Site) -> None:
+    from fastapi import FastAPI
+
+    outer = FastAPI()
+    outer.mount("/pgpulse", app(site.database_url, auth=lambda request: True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer), base_url="http://t") as client:
+        page = await client.get("/pgpulse/indexes")
+        links = set(re.findall(r'href="(/[^"]*)"', page.text))
+        assert page.status_code == 200
+        assert {"/pgpulse/", "/pgpulse/queries", "/pgpulse/tables", "/pgpulse/static/style.css"} <= links
+        for link in links:
+            assert (await client.get(link)).status_code == 200, link

@@ -127,7 +127,7 @@ async def _open_pool(url: str) -> asyncpg.Pool:
 class _Guard:
     """Ask ``auth`` before anything else, refuse any method but GET/HEAD, add the security headers."""
 
-    def __init__(self, inner: ASGIApp, auth: Auth | None) -> None:
+    def __init__(self, inner: Starlette, auth: Auth | None) -> None:
         self.inner = inner
         self.auth = auth
 
@@ -214,8 +214,16 @@ def app(
 def response_for(state: State, request: Request, template: str, **context: Any) -> Response:
     from starlette.responses import HTMLResponse
 
+    # Links are paths under the mount point: our router knows our route names, the mount prefix is root_path
+    # (Starlette's request.url_for asks the outermost router, which does not know them when we are mounted).
+    router = request.app.router
+    prefix = request.scope.get("root_path", "").rstrip("/")
+
+    def url_for(name: str, /, **params: Any) -> str:
+        return prefix + str(router.url_path_for(name, **params))
+
     page = state.env.get_template(template).render(
-        url_for=request.url_for,
+        url_for=url_for,
         database=state.database_label,
         profiler=state.requests_ring is not None,
         active=template.removesuffix(".html"),
