@@ -23,7 +23,7 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -216,7 +216,7 @@ def response_for(state: State, request: Request, template: str, **context: Any) 
 
     # Links are paths under the mount point: our router knows our route names, the mount prefix is root_path
     # (Starlette's request.url_for asks the outermost router, which does not know them when we are mounted).
-    router = request.app.router
+    router: Router = request.app.router
     prefix = request.scope.get("root_path", "").rstrip("/")
 
     def url_for(name: str, /, **params: Any) -> str:
