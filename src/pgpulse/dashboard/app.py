@@ -217,7 +217,7 @@ def response_for(state: State, request: Request, template: str, **context: Any) 
     # Links are paths under the mount point: our router knows our route names, the mount prefix is root_path
     # (Starlette's request.url_for asks the outermost router, which does not know them when we are mounted).
     router: Router = request.app.router
-    prefix = request.scope.get("root_path", "").rstrip("/")
+    prefix = str(request.scope.get("root_path", "")).rstrip("/")
 
     def url_for(name: str, /, **params: Any) -> str:
         return prefix + str(router.url_path_for(name, **params))
