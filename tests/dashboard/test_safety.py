@@ -183,3 +183,21 @@ async def test_mounted_under_a_prefix_in_a_fastapi_app_its_links_and_stylesheet_
         assert {"/pgpulse/", "/pgpulse/queries", "/pgpulse/tables", "/pgpulse/static/style.css"} <= links
         for link in links:
             assert (await client.get(link)).status_code == 200, link
+
+
+async def test_close_releases_the_dashboards_connections(site: Site) -> None:
+    dashboard = app(site.database_url, allow_unauthenticated=True)
+    count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgpulse-dashboard' AND datname = $1"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dashboard), base_url="http://t") as client:
+        assert (await client.get("/indexes")).status_code == 200
+    conn = await asyncpg.connect(site.database_url)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        before = await conn.fetchval(count, name)
+        await dashboard.close()
+        deadline = time.monotonic() + 20
+        while (after := await conn.fetchval(count, name)) != before - 1:
+            assert time.monotonic() < deadline, f"{after} dashboard sessions left of {before}"
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from pgpulse.dashboard.command import MISSING_EXTRA
 from pgpulse.dashboard.doctor_source import DoctorSource
@@ -127,9 +127,15 @@ async def _open_pool(url: str) -> asyncpg.Pool:
 class _Guard:
     """Ask ``auth`` before anything else, refuse any method but GET/HEAD, add the security headers."""
 
-    def __init__(self, inner: Starlette, auth: Auth | None) -> None:
+    def __init__(self, inner: Starlette, auth: Auth | None, state: State) -> None:
         self.inner = inner
         self.auth = auth
+        self.state = state
+
+    async def close(self) -> None:
+        """Close the dashboard's connection pools. Standalone, uvicorn's lifespan does it; mounted, Starlette
+        never runs a sub-app's lifespan, so call this from your app's own shutdown."""
+        await self.state.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -165,7 +171,7 @@ def app(
     allow_unauthenticated: bool = False,
     target: str | None = None,
     doctor_ttl: float = 60.0,
-) -> ASGIApp:
+) -> _Guard:
     """The dashboard for ``database_url`` (history from ``store_url``'s ``target``, by default the target named
     after the database's host:port/name as ``pgpulse history`` names it).
 
@@ -208,7 +214,7 @@ def app(
     ]
     inner = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: views.server_error})
     inner.state.dashboard = state
-    return _Guard(inner, auth)
+    return _Guard(inner, auth, state)
 
 
 def response_for(state: State, request: Request, template: str, **context: Any) -> Response:
