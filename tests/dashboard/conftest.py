@@ -23,6 +23,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from pgpulse.dashboard import RequestRing, app
+from pgpulse.doctor.check import Options
 from pgpulse.history.snapshot import read_snapshot
 from pgpulse.history.store import migrate, open_store
 from pgpulse.history.targets import default_name
@@ -161,7 +162,13 @@ async def site(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator[Si
         await _poll(conn, f"SELECT pg_blocking_pids({waiter_pid}) = ARRAY[{holder_pid}]", True)
 
         ring = await asyncio.to_thread(_profiled_requests, database_url)
-        asgi = app(database_url, store_url, requests_ring=ring, auth=lambda request: request.client is not None)
+        asgi = app(
+            database_url,
+            store_url,
+            requests_ring=ring,
+            auth=lambda request: request.client is not None,
+            pools=Options(app_workers=50, pool_size=5, max_overflow=0),  # 250 connections: more than the server has
+        )
         server, thread, base = _serve(asgi)
         try:
             yield Site(base, database_url, store_url, holder_pid, waiter_pid, ring)

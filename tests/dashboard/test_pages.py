@@ -163,6 +163,10 @@ def test_connections_shows_the_lock_chain_and_the_session_idle_in_transaction(
     idle = browser.find_elements(By.CSS_SELECTOR, "#idle tbody tr td:first-child")
     assert [e.text for e in idle] == [str(site.holder_pid)]
     assert SECRET_IN_SESSION not in browser.page_source  # pg_stat_activity's literal is redacted
+    sizing = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#sizing strong")]
+    assert len(sizing) == 1
+    assert sizing[0].startswith("50 workers × (pool_size 5 + max_overflow 0) = 250 connections vs ")
+    assert sizing[0].endswith(" usable: the pools cannot all fill")
     shoot(browser, screenshots, "connections")
     no_console_errors(browser)
 

@@ -32,6 +32,7 @@ from pgpulse.dashboard.doctor_source import DoctorSource
 from pgpulse.dashboard.history_source import HistorySource
 from pgpulse.dashboard.requests import RequestRing
 from pgpulse.db.engine import libpq_url
+from pgpulse.doctor.check import Options as PoolSizing
 from pgpulse.errors import UserError
 from pgpulse.sql import redact_url
 
@@ -124,7 +125,7 @@ async def _open_pool(url: str) -> asyncpg.Pool:
     return pool
 
 
-class _Guard:
+class Dashboard:
     """Ask ``auth`` before anything else, refuse any method but GET/HEAD, add the security headers."""
 
     def __init__(self, inner: Starlette, auth: Auth | None, state: State) -> None:
@@ -171,12 +172,15 @@ def app(
     allow_unauthenticated: bool = False,
     target: str | None = None,
     doctor_ttl: float = 60.0,
-) -> _Guard:
+    pools: PoolSizing | None = None,
+) -> Dashboard:
     """The dashboard for ``database_url`` (history from ``store_url``'s ``target``, by default the target named
     after the database's host:port/name as ``pgpulse history`` names it).
 
-    ``requests_ring`` (a :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests
-    page. In production mode an ``auth`` callable (or ``allow_unauthenticated=True``) is required."""
+    ``pools`` (``pgpulse.doctor.check.Options(app_workers=, pool_size=, max_overflow=)``) lets the doctor judge
+    whether the application's pools fit under max_connections (Overview and Connections). ``requests_ring`` (a
+    :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests page. In production
+    mode an ``auth`` callable (or ``allow_unauthenticated=True``) is required."""
     if production and auth is None and not allow_unauthenticated:
         raise DashboardError(
             "pgpulse.dashboard.app() in production mode needs auth=<callable(request) -> bool> "
@@ -194,7 +198,7 @@ def app(
         lstrip_blocks=True,
     )
     env.filters.update(FILTERS)
-    state = State(database_url, store_url, target, env, DoctorSource(database_url, doctor_ttl), requests_ring)
+    state = State(database_url, store_url, target, env, DoctorSource(database_url, doctor_ttl, pools), requests_ring)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> Any:
@@ -214,7 +218,7 @@ def app(
     ]
     inner = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: views.server_error})
     inner.state.dashboard = state
-    return _Guard(inner, auth, state)
+    return Dashboard(inner, auth, state)
 
 
 def response_for(state: State, request: Request, template: str, **context: Any) -> Response:

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from pgpulse.doctor.check import Finding, Severity
+from pgpulse.doctor.check import Finding, Options, Severity
 from pgpulse.doctor.runner import run_checks
 
 
@@ -20,10 +20,14 @@ class Findings:
     skipped: list[tuple[str, str]]  # (check title, why)
     taken_at: float
 
+    def of_check(self, name: str) -> list[Finding]:
+        return [f for _, found in self.by_severity for f in found if f.check == name]
+
 
 class DoctorSource:
-    def __init__(self, database_url: str, ttl: float = 60.0) -> None:
+    def __init__(self, database_url: str, ttl: float = 60.0, options: Options | None = None) -> None:
         self.database_url = database_url
+        self.options = options
         self.ttl = ttl
         self._last: Findings | None = None
         self._lock = asyncio.Lock()
@@ -31,7 +35,7 @@ class DoctorSource:
     async def findings(self) -> Findings:
         async with self._lock:
             if self._last is None or time.monotonic() - self._last.taken_at > self.ttl:
-                report = await run_checks(self.database_url)
+                report = await run_checks(self.database_url, self.options)
                 groups = []
                 for severity in sorted(Severity, reverse=True):
                     found = [f for f in report.findings if f.severity == severity]

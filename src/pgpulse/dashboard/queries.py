@@ -142,4 +142,7 @@ async def one_query(conn: asyncpg.Connection, schema: str, queryid: int) -> asyn
     return await conn.fetchrow(ONE_QUERY_SQL.format(tag=TAG, schema=quote_ident(schema)), queryid)
 
 
-MAX_CONNECTIONS_SQL = f"SELECT {TAG} current_setting('max_connections')::int"
+CONNECTION_LIMITS_SQL = f"""SELECT {TAG}
+  current_setting('max_connections')::int AS max_connections,
+  current_setting('superuser_reserved_connections')::int AS reserved,
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use"""

@@ -195,7 +195,11 @@ async def connections(request: Request) -> Response:
         chains = await conn.fetch(q.LOCK_CHAINS_SQL)
         idle = await conn.fetch(q.IDLE_IN_TRANSACTION_SQL)
         sessions = await conn.fetch(q.SESSIONS_SQL)
-        limit = await conn.fetchval(q.MAX_CONNECTIONS_SQL)
+        limits = await conn.fetchrow(q.CONNECTION_LIMITS_SQL)
+    try:  # the doctor's connections check judges headroom and whether the app's pools fit (cached audit)
+        sizing = (await state.doctor.findings()).of_check("connections")
+    except ConnectError:
+        sizing = []
     return response_for(
         state,
         request,
@@ -204,7 +208,8 @@ async def connections(request: Request) -> Response:
         chains=[_session(r) for r in chains],
         idle=[_session(r) for r in idle],
         sessions=[_session(r) for r in sessions],
-        max_connections=limit,
+        limits=limits,
+        sizing=sizing,
     )
 
 
