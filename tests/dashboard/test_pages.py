@@ -19,7 +19,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from tests.dashboard.conftest import N_PLUS_ONE, SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LITERAL, SECRET_PARAMETER, Site
+
+from .conftest import N_PLUS_ONE, SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LITERAL, SECRET_PARAMETER, Site
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")

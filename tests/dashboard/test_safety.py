@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
-from tests.dashboard.conftest import SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LITERAL, Site
 from typer.testing import CliRunner
 
 from pgpulse.cli import app as cli
@@ -24,6 +23,8 @@ from pgpulse.dashboard.app import SESSION_SETTINGS
 from pgpulse.dashboard.explain import ExplainError, generic_plan
 from pgpulse.db.engine import libpq_url
 from pgpulse.sql import redact_url
+
+from .conftest import SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LITERAL, Site
 
 PAGES = ("/", "/queries", "/indexes", "/tables", "/connections")
 
