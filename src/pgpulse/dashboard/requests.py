@@ -31,10 +31,10 @@ class QuerySummary:
 
 @dataclass(frozen=True, slots=True)
 class FindingSummary:
-    description: str  # NPlusOne.describe(): what repeated, how often, where, and the fix
+    headline: str  # NPlusOne.describe()'s first line: what repeated, how often, where
+    statement: str  # redacted: a literal written into the SQL text is not shown either
     fix: str
-    site: str | None
-    line: str | None
+    line: str | None  # the application's source line that ran it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,9 @@ class RequestRing:
         )
         findings = tuple(
             FindingSummary(
-                f.describe(),
+                f.describe().splitlines()[0],
+                redact_sql(f.statement),
                 f.fix,
-                str(f.site) if f.site else None,
                 f.site.line if f.site else None,
             )
             for f in record.findings
