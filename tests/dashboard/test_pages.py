@@ -167,7 +167,7 @@ def test_connections_shows_the_lock_chain_and_the_session_idle_in_transaction(
     sizing = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#sizing strong")]
     assert len(sizing) == 1
     assert sizing[0].startswith("50 workers × (pool_size 5 + max_overflow 0) = 250 connections vs ")
-    assert sizing[0].endswith(" usable: the pools cannot all fill")
+    assert sizing[0].endswith(" usable under the server: the pools cannot all fill")
     shoot(browser, screenshots, "connections")
     no_console_errors(browser)
 

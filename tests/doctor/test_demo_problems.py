@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgpulse.db.demo_database import open_demo_database
 from pgpulse.doctor.check import Options, Severity
 from pgpulse.doctor.checks import ALL
 from pgpulse.doctor.demo_problems import plant_problems
@@ -16,6 +17,7 @@ NOT_ON_THE_DEMO = {"wraparound", "long_queries", "blocked_queries", "replication
 
 
 async def test_every_check_but_the_live_ones_fires_on_the_demo(db: str) -> None:
+    await open_demo_database(db, adopt_empty=True)  # as `pgpulse demo` does: problems are planted only where marked
     await plant_problems(db)
     # the banner's own options
     report = await run_checks(db, Options(app_workers=4, pool_size=10))

@@ -70,7 +70,8 @@ def run(pytester: pytest.Pytester, shop: Any, *args: str, **env: str) -> pytest.
         mp.setenv("INNER_URL", url)
         for key, value in env.items():
             mp.setenv(key, value)
-        return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly", *args)
+        # a child process: the outer session's instrumented engines and mappers cannot leak into the inner run
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", *args)
 
 
 def test_record_then_fail_on_more_queries_and_new_n_plus_one(pytester: pytest.Pytester, shop: Any) -> None:
