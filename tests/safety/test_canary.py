@@ -35,6 +35,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from pgpulse.db.databases import create_database
+from pgpulse.sql import redact_text
 from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
 
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
@@ -139,6 +140,7 @@ class Canary:
     url: str
     log: Path
     hypopg: bool
+    store: str  # a history store: a database of its own on the same server, created before we watch
 
 
 async def _setup(server: EmbeddedPostgres, hypopg: bool) -> str:
@@ -178,7 +180,9 @@ def canary() -> Iterator[Canary]:
     bins = DEBIAN_PG15 if hypopg else None  # else the embedded PostgreSQL 18: advise says HypoPG is missing
     with ephemeral_server(settings=SERVER_SETTINGS, bins=bins) as server:
         url = asyncio.run(_setup(server, hypopg))
-        yield Canary(server=server, url=url, log=server.data_dir / "log" / "postgresql.log", hypopg=hypopg)
+        store = asyncio.run(create_database(server.url(), "canary_history_store"))
+        log = server.data_dir / "log" / "postgresql.log"
+        yield Canary(server=server, url=url, log=log, hypopg=hypopg, store=store)
 
 
 async def snapshot(url: str, maintenance_url: str) -> dict[str, Any]:
@@ -236,7 +240,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "pgpulse.cli", *args], capture_output=True, text=True, timeout=300, env=env
     )
-    print(f"pgpulse {args[0]} {' '.join(args[2:])[:60]}: exit {result.returncode} in {time.monotonic() - began:.1f} s")
+    shown = redact_text(" ".join(args))[:90]  # the URLs carry the password
+    print(f"pgpulse {shown}: exit {result.returncode} in {time.monotonic() - began:.1f} s")
     return result
 
 
@@ -259,6 +264,8 @@ async def test_read_only_commands_change_nothing_in_a_watched_database(canary: C
         ("advise", query_url, "--log", log, "--format", "markdown"),
         ("logs", log),
         ("logs", log, "--format", "json"),
+        ("history", "snapshot", canary.url, "--store", canary.store),
+        ("history", "snapshot", query_url, "--store", canary.store),
     ]
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda args: _cli(*args), commands))
@@ -269,6 +276,7 @@ async def test_read_only_commands_change_nothing_in_a_watched_database(canary: C
         # doctor exits 1 for findings (this database has some), advise 0; neither fails on it
         assert result.returncode in (0, 1), (args[0], args[2:], result.returncode, output[-2000:])
         assert canary.server.password not in output, (args[0], args[2:])
+    await _load_every_dashboard_page(canary)
     advise_query = results[4].stdout + results[4].stderr
     if canary.hypopg:
         assert "customer_id" in advise_query, advise_query[-2000:]  # the missing index, proposed and verified
@@ -295,6 +303,30 @@ async def test_read_only_commands_change_nothing_in_a_watched_database(canary: C
     changed = set(_diff(before, touched))
     assert {"canary.ddl_count", "write_counters"} <= changed, changed
     assert "relations" not in changed, "the probe index was rolled back: no relation remains"
+
+
+async def _load_every_dashboard_page(canary: Canary) -> None:
+    """The dashboard's pages, each query's page (its generic-plan EXPLAIN) included, with history from the store."""
+    import re
+
+    import httpx
+
+    from pgpulse.dashboard import app
+
+    dashboard = app(canary.url, canary.store, production=False)
+    try:
+        transport = httpx.ASGITransport(app=dashboard)
+        async with httpx.AsyncClient(transport=transport, base_url="http://canary") as client:
+            queries = await client.get("/queries")
+            assert queries.status_code == 200
+            query_pages = sorted(set(re.findall(r'href="(/queries/-?\d+)"', queries.text)))
+            assert query_pages, "the workload's statements are listed"
+            for path in ["/", "/indexes", "/tables", "/connections", *query_pages]:
+                page = await client.get(path)
+                assert page.status_code in (200, 404), (path, page.status_code)
+                assert canary.server.password not in page.text, path
+    finally:
+        await dashboard.close()
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
