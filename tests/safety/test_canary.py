@@ -35,8 +35,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from pgpulse.db.databases import create_database
-from pgpulse.sql import redact_text
 from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
+from pgpulse.sql import redact_text
 
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
 HYPOPG = Path("/usr/lib/postgresql/15/lib/hypopg.so")
