@@ -67,6 +67,11 @@ async def timed_db(hypo_server: EmbeddedPostgres) -> AsyncIterator[str]:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(SCHEMA)
+    finally:
+        await conn.close()  # its backend flushes the load's table statistics on exit
+    conn = await asyncpg.connect(url)
+    try:
+        await _poll(conn, "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'events'", 60_000)
         await conn.execute("SELECT pg_stat_reset()")  # the bulk load is not this workload's writes
         for _ in range(CHURN_WRITES // 20_000):
             await conn.execute("UPDATE churn SET v = v + 1")
@@ -80,16 +85,21 @@ async def timed_db(hypo_server: EmbeddedPostgres) -> AsyncIterator[str]:
         await conn.close()  # a closing backend flushes its table statistics
     conn = await asyncpg.connect(url)
     try:
-        for _ in range(200):  # poll until pg_stat_user_tables shows churn's writes
-            writes = await conn.fetchval("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'churn'")
-            if writes >= CHURN_WRITES:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail(f"pg_stat_user_tables never showed churn's writes (saw {writes})")
+        await _poll(conn, "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'churn'", CHURN_WRITES)
+        assert await conn.fetchval("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'events'") == 0
     finally:
         await conn.close()
     yield url
+
+
+async def _poll(conn: asyncpg.Connection, sql: str, at_least: int) -> None:
+    """Until pg_stat_user_tables shows the writes (a backend's table statistics reach it when it flushes)."""
+    for _ in range(400):
+        seen = await conn.fetchval(sql)
+        if seen >= at_least:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{sql}: never reached {at_least} (saw {seen})")
 
 
 def _run(*args: str, stdin: str | None = None) -> dict[str, Any]:

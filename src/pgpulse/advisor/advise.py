@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from pgpulse.advisor.candidates import Candidate, bundles_for, candidates_for, covering_index, resolve
+from pgpulse.advisor.candidates import (
+    Candidate,
+    btree_keyable,
+    bundles_for,
+    candidates_for,
+    covering_index,
+    resolve,
+)
 from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, load_table
 from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
 from pgpulse.advisor.partitions import with_partition_stats
@@ -53,6 +60,7 @@ class Verdict:
     measured_before_ms: float | None = None
     measured_after_ms: float | None = None
     index: Candidate | None = None
+    also: list[Candidate] = field(default_factory=list)  # other advised indexes its plan uses (a join, an OR)
     generic_plan: bool = False
     statement: Statement | None = None  # the checked query with its representative values, to measure again
     not_measured: str | None = None  # --measure did not run the query for real, and why
@@ -261,6 +269,8 @@ class Advisor:
                     verdict.statement = (
                         prepared.stmt if prepared.not_measured is None and self.options.measure else None
                     )
+                elif choice.candidate not in verdict.also:
+                    verdict.also.append(choice.candidate)
                 served.add(key)
                 rec.verdicts.append(verdict)
             advice.recommendations.append(rec)
@@ -388,6 +398,20 @@ class Advisor:
             if tiny:
                 return self._verdict(
                     query, prepared, "no-gain", f"tiny table: {', '.join(tiny)}; a sequential scan is as fast"
+                )
+            unkeyable = [
+                f"{name} ({plan.table.columns[name].type})"
+                for plan in resolution.plans
+                for name in dict.fromkeys(plan.equality + plan.in_list + plan.ranges + plan.joins)
+                if name in plan.table.columns and not btree_keyable(plan.table.columns[name])
+            ]
+            if unkeyable:  # CREATE INDEX would fail: not advisable here, and the reason is the type
+                return self._verdict(
+                    query,
+                    prepared,
+                    "skipped",
+                    f"{', '.join(unkeyable)}: no default operator class for a B-tree index (a GiST or other index "
+                    "may serve it; pgpulse proposes B-tree and GIN indexes)",
                 )
             return self._verdict(query, prepared, "no-gain", "no predicate or ORDER BY an index can serve")
         return prepared

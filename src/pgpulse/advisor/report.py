@@ -61,6 +61,8 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "not_measured": v.not_measured,
         "generic_plan": v.generic_plan,
         "index": index_name(v.index.table.name, v.index) if v.index else None,
+        # every advised index the query's final plan uses (a join or an OR may use several)
+        "indexes": [index_name(c.table.name, c) for c in ([v.index] if v.index else []) + v.also],
     }
 
 
