@@ -165,6 +165,7 @@ class Advisor:
         self.options = options
         self.log = log
         self._tables: dict[tuple[str | None, str], TableInfo | None] = {}
+        self.per_query_choices: list[Candidate] = []  # each query's own best index, before the set selection
 
     async def table(self, schema: str | None, name: str) -> TableInfo | None:
         key = (schema, name)
@@ -197,6 +198,7 @@ class Advisor:
                     chosen.append((verdict.index, verdict, prepared))
                 if prepared.tried or prepared.bundles:
                     work.append((verdict, prepared))
+        self.per_query_choices = [candidate for candidate, _, _ in chosen]
         timed = any(q.total_ms > 0 for q in workload)
         advice = Advice(self.verifier.method, [], verdicts, timed=timed, window_hours=self.options.window_hours)
         if self.verifier.method == "hypopg" and work:

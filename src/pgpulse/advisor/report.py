@@ -72,6 +72,15 @@ def _per_hour(ms: float | None, advice: Advice) -> float | None:
     return ms / advice.window_hours
 
 
+def _duration(hours: float) -> str:
+    seconds = hours * 3600
+    if seconds < 120:
+        return f"{seconds:,.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.0f} min"
+    return f"{hours:,.1f} h"
+
+
 def saving_text(r: Recommendation, advice: Advice) -> str:
     """The read saving beside the write cost, per hour of the observed window when its length is known."""
     if r.saving_ms is None:
@@ -84,7 +93,7 @@ def saving_text(r: Recommendation, advice: Advice) -> str:
     unit = "ms/hour" if advice.window_hours else "ms per observed window"
     saving = _per_hour(r.saving_ms, advice) if advice.window_hours else r.saving_ms
     write = _per_hour(r.write_ms, advice) if advice.window_hours else r.write_ms
-    window = f" (window: {advice.window_hours:,.2f} h since pg_stat_statements' reset)" if advice.window_hours else ""
+    window = f" (observed over {_duration(advice.window_hours)})" if advice.window_hours else ""
     return f"saves {saving:,.1f} {unit}; writes cost ~{write or 0:,.1f} {unit}{window}"
 
 

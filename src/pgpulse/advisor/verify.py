@@ -227,6 +227,7 @@ class Verifier:
         self.method = method  # "hypopg" | "build"
         self.server_version = server_version
         self.log = log
+        self.explains = 0  # EXPLAINs run, for the benchmark's count
 
     @classmethod
     async def create(
@@ -254,6 +255,7 @@ class Verifier:
     async def explain(self, stmt: Statement) -> Costed:
         """The planner's cost of ``stmt``; its generic plan when a parameter has no value, or when a value
         cannot be given to the parameter's type (``Costed.generic`` then says so)."""
+        self.explains += 1
         generic = stmt.generic
         raw: Any = None
         if not generic:
