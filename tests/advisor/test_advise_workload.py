@@ -271,3 +271,60 @@ def test_alembic_snippet_for_partial_include_gin_and_expression_indexes_compiles
         ddl = str(CreateIndex(index).compile(dialect=postgresql.dialect()))
         expected = rec.create_sql.rstrip(";").replace(" ON public.jobs", " ON jobs")
         assert " ".join(ddl.split()) == expected, candidate
+
+
+def test_covering_index_with_include_gives_an_index_only_scan(hypo_server: EmbeddedPostgres) -> None:
+    """A query that reads one more column than its key: ``INCLUDE (amount)`` lets the index answer it alone. The
+    planner costs an index-only scan by the table's all-visible share (``pg_class.relallvisible``), which only
+    VACUUM sets, and only on pages whose rows carry the "committed" hint bit. The test server runs with
+    ``synchronous_commit = off``, and a hint bit is not set while the commit record is not yet flushed: VACUUM
+    right after an asynchronous commit leaves ``relallvisible`` at 0 (what a previous attempt saw). The load
+    commits synchronously, so its WAL is flushed before VACUUM reads the pages."""
+    query = "SELECT sum(amount) FROM ledger WHERE account_id = $1"
+
+    async def setup() -> str:
+        url = await create_database(hypo_server.url(), "advise_covering", replace=True)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("SET synchronous_commit = on")
+            await conn.execute(
+                "CREATE EXTENSION IF NOT EXISTS hypopg;"
+                "CREATE TABLE ledger (id int PRIMARY KEY, account_id int NOT NULL, amount numeric NOT NULL, pad text);"
+                "INSERT INTO ledger SELECT g, g % 500, g % 97, repeat('x', 200) FROM generate_series(1, 60000) g;"
+            )
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("VACUUM (ANALYZE) ledger")
+            pages, visible = await conn.fetchrow(
+                "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'ledger'"
+            )
+            assert pages > 0 and visible == pages, (pages, visible)
+        finally:
+            await conn.close()
+        return url
+
+    url = asyncio.run(setup())
+    doc = _run(url, "-q", query)
+    rec = doc["recommendations"]
+    assert [r["create"] for r in rec] == [
+        "CREATE INDEX CONCURRENTLY ix_ledger_account_id_incl ON ledger (account_id) INCLUDE (amount);"
+    ]
+    assert rec[0]["queries"][0]["cost_after"] * 10 < rec[0]["queries"][0]["cost_before"]
+
+    async def plan_with_the_real_index() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(rec[0]["create"])
+            raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query}", 7)
+        finally:
+            await conn.close()
+        nodes, stack = [], [json.loads(raw)[0]["Plan"]]
+        while stack:
+            node = stack.pop()
+            nodes.append(f"{node['Node Type']} {node.get('Index Name', '')}".strip())
+            stack.extend(node.get("Plans", []))
+        return nodes
+
+    assert "Index Only Scan ix_ledger_account_id_incl" in asyncio.run(plan_with_the_real_index())
