@@ -262,6 +262,8 @@ class Advisor:
             rec.write_ms = choice.write_ms if advice.timed else None
             for key, (before, after) in choice.served.items():
                 verdict, prepared = by_key[key]
+                if after * self.options.factor > before and verdict.status != "improved":
+                    continue  # its plan uses the index, but not to the --factor: its own verdict stands
                 if key not in served:
                     verdict.cost_before, verdict.cost_after = before, after
                     verdict.index = choice.candidate
@@ -275,7 +277,8 @@ class Advisor:
                     verdict.also.append(choice.candidate)
                 served.add(key)
                 rec.verdicts.append(verdict)
-            advice.recommendations.append(rec)
+            if rec.verdicts:
+                advice.recommendations.append(rec)
         declined = {key: d for d in selection.declined for key in d.keys}
         for key, (verdict, _) in by_key.items():
             if key in served or verdict.status != "improved":

@@ -146,6 +146,7 @@ class CommandResult:
     explains: int
     indexes: list[str]
     saving_ms: float
+    write_ms: float
     per_query_indexes: int  # distinct indexes the per-query verdicts proposed before the selection
     verdicts: dict[str, int]
 
@@ -153,7 +154,8 @@ class CommandResult:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(self.verdicts.items()))
         return (
             f"pgpulse advise pipeline: {len(self.indexes)} indexes (per-query verdicts proposed "
-            f"{self.per_query_indexes}), saves {self.saving_ms:,.0f} ms net of writes; {self.explains:,} EXPLAINs, "
+            f"{self.per_query_indexes}), saves {self.saving_ms:,.0f} ms, their writes ~{self.write_ms:,.0f} ms; "
+            f"{self.explains:,} EXPLAINs, "
             f"{self.seconds:,.1f} s; verdicts: {counts}"
         )
 
@@ -182,6 +184,7 @@ async def run_advisor(url: str, tables: int = 50, shapes: int = 200, seed: int =
         verifier.explains + advice.explains,
         [r.create_sql for r in advice.recommendations],
         sum(r.saving_ms or 0.0 for r in advice.recommendations),
+        sum(r.write_ms or 0.0 for r in advice.recommendations),
         len(per_query),
         verdicts,
     )
