@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import pytest_asyncio
 
 from pgpulse.citizenapp.app import create_app
@@ -34,13 +35,14 @@ class CitizenWorkload:
     log: Path  # the server log lines this app's requests wrote (log_min_duration_statement = 0)
 
 
-async def _drive(app: Any, user_ids: list[int], post_id: int) -> None:
-    """Every route, every loading strategy: the SQL the app sends in production."""
+async def _drive(app: Any, user_ids: list[int], post_id: int, hot: set[int]) -> None:
+    """Every route, every loading strategy: the SQL the app sends in production (strategy=lazy is capped at 500
+    posts by the app itself, so a hot user is read with the other two)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://citizen") as client:
             for user_id in user_ids:
-                for strategy in ("lazy", "selectin", "single"):
+                for strategy in ("selectin", "single") if user_id in hot else ("lazy", "selectin", "single"):
                     response = await client.get(f"/users/{user_id}/posts", params={"strategy": strategy})
                     assert response.status_code == 200, response.text
                 response = await client.get(f"/users/{user_id}{PUBLISHED}", params={"limit": 5})
@@ -68,10 +70,19 @@ async def citizen(hypo_server: EmbeddedPostgres, tmp_path_factory: Any) -> Async
         await conn.execute(
             "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
         )
+        # the seed is a bulk load, not the app's writes: table statistics restart with the statements' window
+        # (else 3,000 seeded posts would outweigh the few reads of this short drive, and rightly so)
+        for _ in range(400):  # the seed's backends flush their table statistics as they exit: wait for them
+            if await conn.fetchval("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'posts'") >= SPEC.posts:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("pg_stat_user_tables never showed the seeded posts")
+        await conn.execute("SELECT pg_stat_reset()")
         await conn.execute(f"ALTER DATABASE {DATABASE} SET log_min_duration_statement = 0")
         start = hypo_server.log_path.stat().st_size
         users = [*seeded.hot_user_ids[:1], *[u for u in range(1, 6) if u not in seeded.hot_user_ids][:2]]
-        await _drive(create_app(url), users, post_id)
+        await _drive(create_app(url), users, post_id, set(seeded.hot_user_ids))
         await conn.execute(f"ALTER DATABASE {DATABASE} RESET log_min_duration_statement")
     finally:
         await conn.close()
@@ -117,7 +128,7 @@ def _check(doc: dict[str, Any]) -> None:
     single = next(q for sql, q in by_sql.items() if sql.startswith("SELECT json_build_object("))
     assert single["status"] == "improved" and single["index"] == "ix_comments_post_id"
     for rec in doc["recommendations"]:  # the planner's plan named the index for every query it is advised for
-        assert {q["index"] for q in rec["queries"]} == {rec["name"]}
+        assert all(rec["name"] in q["indexes"] for q in rec["queries"])
 
 
 def test_pg_stat_statements_workload_is_read_whole(citizen: CitizenWorkload, advise: Any) -> None:

@@ -162,7 +162,8 @@ def test_hostile_inputs_are_verdicts_not_tracebacks(hypo_db: str) -> None:
     wide = "SELECT * FROM wide WHERE " + " AND ".join(f"c{i} = {i}" for i in range(40))
     queries = {
         "SELECT * FROM items WHERE p IS NULL": ("skipped", "no default operator class"),
-        "SELECT * FROM items WHERE j IS NULL ORDER BY id": ("skipped", "no default operator class"),
+        # json has no B-tree operator class, so only the ORDER BY is indexable, and the primary key serves it
+        "SELECT * FROM items WHERE j IS NULL ORDER BY id": ("covered", "items_pkey"),
         "SELECT * FROM locked_t WHERE owner = 5": ("skipped", "table locked"),
         "SELECT * FROM items WHERE note = '$300000000'": ("improved", "equality on note"),
         "SELECT * FROM items WHERE note = $300000000": ("skipped", "more parameters than pgpulse binds"),

@@ -1,4 +1,10 @@
-"""The advisor's pipeline: queries → shapes → candidates → verified, merged recommendations.
+"""The advisor's pipeline: queries → shapes → candidates → verified per query → chosen for the workload.
+
+Each query first gets its own verdict (its best candidate, costed alone). Then, with HypoPG, the candidates of
+every query go into one pool and :func:`pgpulse.advisor.selection.select_indexes` chooses the fewest indexes
+that serve the workload together (hypothetical indexes coexist; greedy on the saving per index, net of the
+table's write cost); the per-query verdicts are then rewritten from that choice. Without HypoPG (rolled-back
+builds, one index at a time) per-query winners are merged instead.
 
 Every decision is logged (``-v``) the way Dexter does it, so a user can follow why an index is proposed:
 the queries read, the candidates tried, the planner's cost before and after each.
@@ -13,10 +19,18 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from pgpulse.advisor.candidates import Candidate, candidates_for, covering_index, resolve
+from pgpulse.advisor.candidates import (
+    Candidate,
+    btree_keyable,
+    bundles_for,
+    candidates_for,
+    covering_index,
+    resolve,
+)
 from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, load_table
 from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
 from pgpulse.advisor.partitions import with_partition_stats
+from pgpulse.advisor.selection import WRITE_MS_PER_ROW, Redundant, Selection, Workitem, select_indexes
 from pgpulse.advisor.verify import CandidateRefused, Costed, Statement, Trial, Unbindable, Verifier, statement
 from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import WorkloadQuery
@@ -31,6 +45,7 @@ class Options:
     measure: bool = False
     min_rows: int = 1_000  # below this (and under 10 pages) a sequential scan is as good as any index
     table: str | None = None
+    window_hours: float | None = None  # the period the workload's times were observed over, when known
 
 
 @dataclass
@@ -45,6 +60,7 @@ class Verdict:
     measured_before_ms: float | None = None
     measured_after_ms: float | None = None
     index: Candidate | None = None
+    also: list[Candidate] = field(default_factory=list)  # other advised indexes its plan uses (a join, an OR)
     generic_plan: bool = False
     statement: Statement | None = None  # the checked query with its representative values, to measure again
     not_measured: str | None = None  # --measure did not run the query for real, and why
@@ -61,6 +77,8 @@ class Recommendation:
     candidate: Candidate
     size_bytes: int
     verdicts: list[Verdict] = field(default_factory=list)
+    saving_ms: float | None = None  # observed time it saves over the window (set selection only)
+    write_ms: float | None = None  # estimated time its maintenance costs over the same window
 
     @property
     def name(self) -> str:
@@ -81,15 +99,22 @@ class Recommendation:
         return create_index_sql(self.candidate, concurrently=True) + ";"
 
     def alembic(self) -> str:
+        candidate = self.candidate
         cols = ", ".join(
-            f"sa.text({_py(quote_ident(c.name) + ' DESC')})" if c.desc else _py(c.name) for c in self.candidate.columns
+            f"sa.text({_py(c.sql())})" if c.desc or c.expression else _py(c.name) for c in candidate.columns
         )
-        table = self.candidate.table
-        schema = f", schema={_py(table.schema)}" if table.schema != "public" else ""
+        table = candidate.table
+        extra = f", schema={_py(table.schema)}" if table.schema != "public" else ""
+        if candidate.method != "btree":
+            extra += f", postgresql_using={_py(candidate.method)}"
+        if candidate.include:
+            extra += f", postgresql_include=[{', '.join(_py(c) for c in candidate.include)}]"
+        if candidate.where:
+            extra += f", postgresql_where=sa.text({_py(candidate.where)})"
         return (
             "# CREATE INDEX CONCURRENTLY cannot run inside a transaction: Alembic's autocommit block\n"
             "with op.get_context().autocommit_block():\n"
-            f"    op.create_index({_py(self.name)}, {_py(table.name)}, [{cols}]{schema}, "
+            f"    op.create_index({_py(self.name)}, {_py(table.name)}, [{cols}]{extra}, "
             "postgresql_concurrently=True)"
         )
 
@@ -109,6 +134,11 @@ class Advice:
     method: str
     recommendations: list[Recommendation]
     verdicts: list[Verdict]
+    redundant: list[Redundant] = field(default_factory=list)  # existing indexes the advice makes redundant
+    selection: str = "per query"  # "workload" when the indexes were chosen together (HypoPG)
+    timed: bool = False  # the queries came with observed times (pg_stat_statements, a log, samples)
+    window_hours: float | None = None  # the period those times cover, when known
+    explains: int = 0  # EXPLAINs the set selection ran
 
 
 def _py(text: str) -> str:
@@ -135,6 +165,7 @@ class Advisor:
         self.options = options
         self.log = log
         self._tables: dict[tuple[str | None, str], TableInfo | None] = {}
+        self.per_query_choices: list[Candidate] = []  # each query's own best index, before the set selection
 
     async def table(self, schema: str | None, name: str) -> TableInfo | None:
         key = (schema, name)
@@ -149,6 +180,7 @@ class Advisor:
         )
         verdicts: list[Verdict] = []
         chosen: list[tuple[Candidate, Verdict, _Prepared]] = []
+        work: list[tuple[Verdict, _Prepared]] = []
         for query in workload:
             self.log(f"query ({query.label()}, {query.calls} calls): {_short(shape_of(query.sql))}")
             try:
@@ -161,10 +193,110 @@ class Advisor:
             self.log(f"  → {verdict.status}: {verdict.reason}")
             if verdict.status != "ignored":
                 verdicts.append(verdict)
-            if verdict.index is not None and not isinstance(prepared, Verdict):
-                chosen.append((verdict.index, verdict, prepared))
-        recommendations = await self._merge(chosen)
-        return Advice(self.verifier.method, recommendations, verdicts)
+            if not isinstance(prepared, Verdict):
+                if verdict.index is not None:
+                    chosen.append((verdict.index, verdict, prepared))
+                if prepared.tried or prepared.bundles:
+                    work.append((verdict, prepared))
+        self.per_query_choices = [candidate for candidate, _, _ in chosen]
+        timed = any(q.total_ms > 0 for q in workload)
+        advice = Advice(self.verifier.method, [], verdicts, timed=timed, window_hours=self.options.window_hours)
+        if self.verifier.method == "hypopg" and work:
+            try:
+                await self._select(work, advice)
+                return advice
+            except Exception as exc:  # the per-query verdicts still stand: merge them instead
+                self.log(f"choosing for the whole workload failed ({failure_reason(exc)}); merging per-query advice")
+        elif self.verifier.method != "hypopg":
+            self.log("rolled-back builds cost one index at a time: per-query advice merged (HypoPG chooses a set)")
+        advice.recommendations = await self._merge(chosen)
+        return advice
+
+    async def _select(self, work: list[tuple[Verdict, _Prepared]], advice: Advice) -> None:
+        """Choose the workload's indexes together and rewrite the per-query verdicts from that choice."""
+        items: list[Workitem] = []
+        by_key: dict[str, tuple[Verdict, _Prepared]] = {}
+        for position, (verdict, prepared) in enumerate(work, 1):
+            key = f"q{position}"
+            by_key[key] = (verdict, prepared)
+            query = verdict.query
+            # Without observed times (queries given by hand) a query weighs its planner cost, once per call.
+            weight = query.total_ms if advice.timed else prepared.before.cost * query.calls
+            items.append(
+                Workitem(
+                    key,
+                    query.sql,
+                    prepared.before.cost,
+                    tuple(prepared.tried),
+                    query.calls,
+                    weight,
+                    prepared.stmt.generic or prepared.before.generic,
+                    tuple(prepared.bundles),
+                )
+            )
+
+        async def explain(item: Workitem) -> tuple[float, set[str]]:
+            costed = await self.verifier.explain(by_key[item.key][1].stmt)
+            return costed.cost, set(costed.indexes)
+
+        selection = await select_indexes(
+            self.conn,
+            items,
+            # without observed times there is no period to weigh writes over: the report says so
+            write_ms_per_row=WRITE_MS_PER_ROW if advice.timed else 0.0,
+            min_saving_share=1 - 1 / self.options.factor,
+            log=self.log,
+            explain=explain,
+        )
+        advice.selection = "workload"
+        advice.explains = selection.explains
+        advice.redundant = selection.redundant
+        self._apply_selection(selection, by_key, advice)
+
+    def _apply_selection(
+        self, selection: Selection, by_key: dict[str, tuple[Verdict, _Prepared]], advice: Advice
+    ) -> None:
+        served: set[str] = set()
+        for choice in sorted(selection.chosen, key=lambda c: -c.saving_ms):
+            rec = Recommendation(choice.candidate, choice.size_bytes, saving_ms=choice.saving_ms)
+            rec.write_ms = choice.write_ms if advice.timed else None
+            for key, (before, after) in choice.served.items():
+                verdict, prepared = by_key[key]
+                if after * self.options.factor > before and verdict.status != "improved":
+                    continue  # its plan uses the index, but not to the --factor: its own verdict stands
+                if key not in served:
+                    verdict.cost_before, verdict.cost_after = before, after
+                    verdict.index = choice.candidate
+                    if verdict.status != "improved":
+                        verdict.status = "improved"
+                        verdict.reason = f"{choice.candidate.reason} (chosen with the workload's other indexes)"
+                    verdict.statement = (
+                        prepared.stmt if prepared.not_measured is None and self.options.measure else None
+                    )
+                elif choice.candidate not in verdict.also:
+                    verdict.also.append(choice.candidate)
+                served.add(key)
+                rec.verdicts.append(verdict)
+            if rec.verdicts:
+                advice.recommendations.append(rec)
+        declined = {key: d for d in selection.declined for key in d.keys}
+        for key, (verdict, _) in by_key.items():
+            if key in served or verdict.status != "improved":
+                continue
+            verdict.index, verdict.cost_after = None, None
+            verdict.status = "no-gain"
+            if key in declined:
+                d = declined[key]
+                names = " + ".join(f"({c.column_list()}) on {c.table.name}" for c in d.option)
+                verdict.reason = (
+                    f"not advised: {names} would save {d.saving_ms:,.1f} ms but its writes cost about "
+                    f"{d.write_ms:,.1f} ms over the same window (pg_stat_user_tables)"
+                )
+            else:
+                verdict.reason = (
+                    "not advised: with the workload's chosen indexes no candidate cuts its cost "
+                    f"{self.options.factor}× or more, or its saving is below the workload's noise floor"
+                )
 
     async def _prepare(self, query: WorkloadQuery) -> _Prepared | Verdict:
         # A workload read from the server or its log also holds the tools' own catalog queries: "ignored"
@@ -234,6 +366,9 @@ class Advisor:
             if info.rows < self.options.min_rows and info.pages < 10:
                 tiny.append(f"{info.name} ({info.rows:,.0f} rows)")
                 continue
+            for bundle in bundles_for(plan):  # an OR's branches: only the set selection costs them together
+                if all(c.method == "btree" for c in bundle) and bundle not in prepared.bundles:
+                    prepared.bundles.append(bundle)
             for candidate in candidates_for(plan):
                 existing = covering_index(candidate)
                 if existing is not None:
@@ -249,6 +384,10 @@ class Advisor:
                     self.log(f"  candidate ({candidate.column_list()}) on {info.name}: {candidate.reason}")
                     candidates.append(candidate)
         prepared.candidates = candidates
+        if self.verifier.method != "hypopg":
+            prepared.bundles.clear()  # an OR's indexes are costed together only by the set selection
+        if not candidates and prepared.bundles:
+            return prepared  # no single index serves it; the set selection costs the OR's indexes together
         if not candidates and unverifiable:
             return Verdict(
                 query,
@@ -264,6 +403,20 @@ class Advisor:
             if tiny:
                 return self._verdict(
                     query, prepared, "no-gain", f"tiny table: {', '.join(tiny)}; a sequential scan is as fast"
+                )
+            unkeyable = [
+                f"{name} ({plan.table.columns[name].type})"
+                for plan in resolution.plans
+                for name in dict.fromkeys(plan.equality + plan.in_list + plan.ranges + plan.joins)
+                if name in plan.table.columns and not btree_keyable(plan.table.columns[name])
+            ]
+            if unkeyable:  # CREATE INDEX would fail: not advisable here, and the reason is the type
+                return self._verdict(
+                    query,
+                    prepared,
+                    "skipped",
+                    f"{', '.join(unkeyable)}: no default operator class for a B-tree index (a GiST or other index "
+                    "may serve it; pgpulse proposes B-tree and GIN indexes)",
                 )
             return self._verdict(query, prepared, "no-gain", "no predicate or ORDER BY an index can serve")
         return prepared
@@ -292,6 +445,7 @@ class Advisor:
                 self.log(f"  candidate ({candidate.column_list()}) refused by PostgreSQL: {exc}")
                 refused.append(f"({candidate.column_list()}): {exc}")
                 continue
+            prepared.tried.append(candidate)
             used = candidate in trial.used
             self.log(
                 f"  cost with ({candidate.column_list()}): {trial.after.cost:,.1f} ({trial.factor:,.1f}×)"
@@ -418,6 +572,8 @@ class _Prepared:
     candidates: list[Candidate] = field(default_factory=list)
     covered: list[str] = field(default_factory=list)
     best_size: int = 0  # estimated size of the best candidate, as _best costed it
+    tried: list[Candidate] = field(default_factory=list)  # candidates PostgreSQL accepted (set selection pool)
+    bundles: list[tuple[Candidate, ...]] = field(default_factory=list)  # an OR's per-branch indexes
 
 
 def _short(sql: str, width: int = 140) -> str:

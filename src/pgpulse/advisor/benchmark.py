@@ -137,6 +137,59 @@ async def run(url: str, tables: int = 50, shapes: int = 200, rows: int = 10_000,
     )
 
 
+@dataclass
+class CommandResult:
+    """The same workload through the advisor's own pipeline (what ``pgpulse advise`` runs): per-query
+    verification with representative values, then the set selection."""
+
+    seconds: float
+    explains: int
+    indexes: list[str]
+    saving_ms: float
+    write_ms: float
+    per_query_indexes: int  # distinct indexes the per-query verdicts proposed before the selection
+    verdicts: dict[str, int]
+
+    def text(self) -> str:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.verdicts.items()))
+        return (
+            f"pgpulse advise pipeline: {len(self.indexes)} indexes (per-query verdicts proposed "
+            f"{self.per_query_indexes}), saves {self.saving_ms:,.0f} ms, their writes ~{self.write_ms:,.0f} ms; "
+            f"{self.explains:,} EXPLAINs, "
+            f"{self.seconds:,.1f} s; verdicts: {counts}"
+        )
+
+
+async def run_advisor(url: str, tables: int = 50, shapes: int = 200, seed: int = 7) -> CommandResult:
+    """Advise the benchmark's workload (tables already built by :func:`run`) the way the command does."""
+    from pgpulse.advisor.advise import Advisor, Options
+    from pgpulse.advisor.verify import Verifier
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("SET default_transaction_read_only = on")
+        began = time.perf_counter()
+        verifier = await Verifier.create(conn, allow_build=False)
+        advisor = Advisor(conn, verifier, Options(), lambda _: None)
+        advice = await advisor.run(workload(tables, shapes, seed))
+        seconds = time.perf_counter() - began
+    finally:
+        await conn.close()
+    verdicts: dict[str, int] = {}
+    for verdict in advice.verdicts:
+        verdicts[verdict.status] = verdicts.get(verdict.status, 0) + 1
+    per_query = {c.create_sql(False, "_") for c in advisor.per_query_choices}
+    return CommandResult(
+        seconds,
+        verifier.explains + advice.explains,
+        [r.create_sql for r in advice.recommendations],
+        sum(r.saving_ms or 0.0 for r in advice.recommendations),
+        sum(r.write_ms or 0.0 for r in advice.recommendations),
+        len(per_query),
+        verdicts,
+    )
+
+
 def main() -> None:
     if len(sys.argv) != 2:
         print("usage: python -m pgpulse.advisor.benchmark postgresql://…/scratch_db", file=sys.stderr)
@@ -145,6 +198,8 @@ def main() -> None:
     print(result.text())
     for create in result.chosen:
         print(f"  {create};")
+    command = asyncio.run(run_advisor(sys.argv[1]))
+    print(command.text())
 
 
 if __name__ == "__main__":

@@ -459,19 +459,6 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
                 method="gin",
             )
         )
-    if found and plan.referenced:
-        # The query reads a few more columns than the best index's keys: stored as INCLUDE columns, the index
-        # answers it alone (an index-only scan, no heap fetch once VACUUM has marked the pages all-visible).
-        best = next((c for c in found if c.method == "btree"), found[0])
-        key_names = {c.name for c in best.columns if not c.expression}
-        extra = tuple(c for c in plan.referenced if c not in key_names)
-        plain = best.method == "btree" and not any(c.expression for c in best.columns)
-        if 0 < len(extra) <= MAX_INCLUDE and plain:
-            wider = replace(
-                best, include=extra, reason=best.reason + f"; INCLUDE ({', '.join(extra)}): index-only scan"
-            )
-            if wider not in found:
-                found.append(wider)
     if equality:
         offer(head, f"equality on {eq_words}")
         if len(equality) > 1:
@@ -496,6 +483,19 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
             1 + len(others),
         )
         offer([IndexColumn(column)], f"join on {column}: the lookup side of a nested-loop join", 1)
+    if found and plan.referenced:  # after every key shape, so an equality-only lookup gets one too
+        # The query reads a few more columns than the best index's keys: stored as INCLUDE columns, the index
+        # answers it alone (an index-only scan, no heap fetch once VACUUM has marked the pages all-visible).
+        best = next((c for c in found if c.method == "btree"), found[0])
+        key_names = {c.name for c in best.columns if not c.expression}
+        extra = tuple(c for c in plan.referenced if c not in key_names)
+        plain = best.method == "btree" and not any(c.expression for c in best.columns)
+        if 0 < len(extra) <= MAX_INCLUDE and plain:
+            wider = replace(
+                best, include=extra, reason=best.reason + f"; INCLUDE ({', '.join(extra)}): index-only scan"
+            )
+            if wider not in found:
+                found.append(wider)
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -106,7 +107,11 @@ HASH_CHARS = 8
 def index_name(table: str, candidate: Candidate, suffix: str = "") -> str:
     """``ix_<table>_<columns>``, at most 63 bytes: a name that would be cut keeps a hash of the whole name, so
     two long names that share their first 63 bytes stay distinct (PostgreSQL would silently make them one)."""
-    full = "ix_" + table + "_" + "_".join(c.name for c in candidate.columns)
+    words = [re.sub(r"\W+", "_", c.name).strip("_") if c.expression else c.name for c in candidate.columns]
+    full = "ix_" + table + "_" + "_".join(words)
+    # a partial, covering or GIN index is not the plain B-tree of the same keys: its name says so
+    full += ("_partial" if candidate.where else "") + ("_incl" if candidate.include else "")
+    full += "" if candidate.method == "btree" else f"_{candidate.method}"
     if len((full + suffix).encode()) <= NAME_BYTES:
         return full + suffix
     digest = "_" + hashlib.blake2b(full.encode(), digest_size=8).hexdigest()[:HASH_CHARS]
@@ -127,11 +132,14 @@ def create_index_sql(
     ``only`` builds the index on a partitioned table's parent alone (``ON ONLY``: invalid until every
     partition's index is attached); ``table`` overrides the table written (a partition, or the fully qualified
     name --apply uses)."""
-    columns = ", ".join(quote_ident(c.name) + (" DESC" if c.desc else "") for c in candidate.columns)
+    columns = candidate.column_list()  # identifiers quoted; an expression key in parentheses
     how = "CONCURRENTLY " if concurrently else ""
     on = "ONLY " if only else ""
     name = quote_ident(name or index_name(candidate.table.name, candidate))
-    return f"CREATE INDEX {how}{name} ON {on}{table or candidate.table.qualified} ({columns})"
+    using = "" if candidate.method == "btree" else f" USING {candidate.method}"
+    include = f" INCLUDE ({', '.join(quote_ident(c) for c in candidate.include)})" if candidate.include else ""
+    where = f" WHERE {candidate.where}" if candidate.where else ""
+    return f"CREATE INDEX {how}{name} ON {on}{table or candidate.table.qualified}{using} ({columns}){include}{where}"
 
 
 async def load_table(conn: asyncpg.Connection, name: str, schema: str | None = None) -> TableInfo | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -19,9 +20,12 @@ from pgpulse.advisor.verify import Verifier, VerifyError
 from pgpulse.advisor.workload import (
     WorkloadError,
     WorkloadQuery,
+    filter_tables,
     from_file,
     from_logs,
+    from_pg_stat_activity,
     from_pg_stat_statements,
+    from_stdin,
     from_text,
 )
 from pgpulse.db.resolve import resolve_or_fail
@@ -31,6 +35,8 @@ from pgpulse.errors import fail
 from pgpulse.formats import Format, emit
 from pgpulse.sql import redact_text
 
+# How long the pg_stat_statements figures cover: since its last reset (PostgreSQL 14+), so savings are per hour.
+WINDOW_SQL = "SELECT extract(epoch FROM now() - stats_reset) / 3600 FROM pg_stat_statements_info"
 LOCK_TIMEOUT = "1s"  # a table another session holds locked becomes a "table locked" verdict after this long
 
 
@@ -39,7 +45,21 @@ def advise(
         None, help="postgresql://… to advise on; default: $DATABASE_URL, else the embedded demo database."
     ),
     query: list[str] = typer.Option([], "--query", "-q", help="A query to advise on (repeatable)."),
-    file: Path | None = typer.Option(None, "--file", help="A file of SQL statements separated by semicolons."),
+    file: Path | None = typer.Option(
+        None, "--file", help="A file of SQL statements separated by semicolons ('-': standard input)."
+    ),
+    stdin: bool = typer.Option(False, "--stdin", help="Read SQL statements from standard input."),
+    pg_stat_activity: float | None = typer.Option(
+        None,
+        "--pg-stat-activity",
+        min=0.1,
+        help="Sample the queries running in pg_stat_activity for this many seconds (no pg_stat_statements).",
+    ),
+    include: list[str] = typer.Option([], "--include", help="Only queries reading this table (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="Leave out queries reading this table (repeatable)."),
+    min_time: float = typer.Option(
+        0.0, "--min-time", min=0.0, help="Ignore queries whose total time is below this many ms."
+    ),
     log: list[Path] = typer.Option([], "--log", help="A PostgreSQL server log (repeatable); see `pgpulse logs`."),
     table: str | None = typer.Option(None, "--table", help="Only queries that read this table."),
     queryid: int | None = typer.Option(None, "--queryid", help="Only this pg_stat_statements queryid."),
@@ -60,10 +80,21 @@ def advise(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every step: queries, candidates, costs."),
 ) -> None:
     """Propose the fewest indexes that make the workload's slow queries fast, each verified by the planner."""
-    if sum(bool(x) for x in (query, file, log)) > 1:
-        fail("give one workload source: --query, --file or --log (default: pg_stat_statements)")
-    if queryid is not None and (query or file or log):
-        fail("--queryid selects from pg_stat_statements: do not combine it with --query, --file or --log")
+    if file is not None and str(file) == "-":
+        file, stdin = None, True
+    sources = (query, file, log, stdin, pg_stat_activity is not None)
+    if sum(bool(x) for x in sources) > 1:
+        fail(
+            "give one workload source: --query, --file, --stdin, --log or --pg-stat-activity "
+            "(default: pg_stat_statements)"
+        )
+    if queryid is not None and any(sources):
+        fail("--queryid selects from pg_stat_statements: do not combine it with another source")
+    given: list[WorkloadQuery] | None = None
+    if stdin:
+        given = from_stdin(sys.stdin)
+        if not given:
+            fail("no SQL statements on standard input: pipe them in, e.g. pgpulse advise --stdin < queries.sql")
     target = resolve_or_fail(database_url)
     shown = redact(target.url)
     stderr = Console(stderr=True, highlight=False)
@@ -86,7 +117,15 @@ def advise(
     applied: list[Applied] = []
     try:
         advice = asyncio.run(
-            _run(target.url, options, allow_build, query, file, log, queryid, top, min_calls, step, warning)
+            _run(
+                target.url,
+                options,
+                allow_build,
+                _Source(query, file, log, queryid, given, pg_stat_activity),
+                _Filters(top, min_calls, min_time, include, exclude),
+                step,
+                warning,
+            )
         )
         if do_apply and advice.recommendations:
             if not yes:
@@ -126,28 +165,46 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+@dataclass
+class _Source:
+    """Where the workload comes from: exactly one of these, else pg_stat_statements."""
+
+    queries: list[str]
+    file: Path | None
+    logs: list[Path]
+    queryid: int | None
+    given: list[WorkloadQuery] | None  # already read (standard input)
+    activity_seconds: float | None
+
+
+@dataclass
+class _Filters:
+    top: int
+    min_calls: int
+    min_time: float
+    include: list[str]
+    exclude: list[str]
+
+
 async def _run(
     url: str,
     options: Options,
     allow_build: bool,
-    queries: list[str],
-    file: Path | None,
-    logs: list[Path],
-    queryid: int | None,
-    top: int,
-    min_calls: int,
+    source: _Source,
+    filters: _Filters,
     step: Callable[[str], None],
     warn: Callable[[str], None],
 ) -> Advice:
-    workload: list[WorkloadQuery]
-    if queries:
-        workload = from_text(queries, "argument")
-    elif file is not None:
-        workload = from_file(file)
-    elif logs:
-        workload = from_logs(logs, top, min_calls)
-    else:
-        workload = []
+    workload: list[WorkloadQuery] = []
+    if source.queries:
+        workload = from_text(source.queries, "argument")
+    elif source.file is not None:
+        workload = from_file(source.file)
+    elif source.given is not None:
+        workload = source.given
+    elif source.logs:
+        workload = from_logs(source.logs, filters.top, filters.min_calls)
+    from_server = not (source.queries or source.file or source.given is not None or source.logs)
     # A read-only session (default_transaction_read_only), with a lock_timeout: a table another session holds
     # under ACCESS EXCLUSIVE becomes that query's verdict ("table locked") instead of a hang.
     conn, _ = await connect(url)
@@ -158,10 +215,28 @@ async def _run(
         await conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         if await conn.fetchval("SHOW default_transaction_read_only") != "on":
             raise VerifyError("the session did not start read-only (default_transaction_read_only): refusing")
-        if not (queries or file or logs):
-            workload = await from_pg_stat_statements(conn, top, min_calls, queryid, warn)
+        if from_server and source.activity_seconds is not None:
+            step(f"sampling pg_stat_activity for {source.activity_seconds:g} s")
+            workload = await from_pg_stat_activity(conn, source.activity_seconds, limit=filters.top)
+            workload = [q for q in workload if q.calls >= filters.min_calls]
+            options.window_hours = source.activity_seconds / 3600
+        elif from_server:
+            workload = await from_pg_stat_statements(
+                conn, filters.top, filters.min_calls, source.queryid, warn, filters.min_time
+            )
+            try:
+                hours = await conn.fetchval(WINDOW_SQL)
+            except asyncpg.PostgresError:  # before PostgreSQL 14: no pg_stat_statements_info
+                hours = None
+            options.window_hours = float(hours) if hours else None
+        if filters.min_time and (from_server or source.logs):  # only these sources carry observed times
+            workload = [q for q in workload if q.total_ms >= filters.min_time]
+        if filters.include or filters.exclude:
+            workload = filter_tables(workload, filters.include, filters.exclude)
         if not workload:
-            raise WorkloadError("no queries to advise on (pg_stat_statements is empty for this database?)")
+            raise WorkloadError(
+                "no queries to advise on (pg_stat_statements empty for this database, or every query filtered out?)"
+            )
         step(f"read {len(workload)} quer{'y' if len(workload) == 1 else 'ies'}")
         verifier = await Verifier.create(conn, allow_build, step)
         return await Advisor(conn, verifier, options, step).run(workload)

@@ -306,7 +306,10 @@ class _Reader:
             query = cte.ctequery
             name = str(cte.ctename)
             if not isinstance(query, ast.SelectStmt):
-                continue  # a data-modifying CTE (INSERT/UPDATE … RETURNING): its own statement's business
+                # a data-modifying CTE (INSERT/UPDATE/DELETE … RETURNING): its own statement's business; known by
+                # name, so reading it is not mistaken for a table (its rows' columns are opaque here)
+                scope.ctes[name] = Derived(Scope(), [], pushdown=False)
+                continue
             inner = self.select(query, scope)
             materialized = cte.ctematerialized == CTEMaterialize.CTEMaterializeAlways
             inline = cte.ctematerialized == CTEMaterialize.CTEMaterializeNever or self.cte_uses.get(name, 0) <= 1

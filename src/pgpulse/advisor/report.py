@@ -61,10 +61,43 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "not_measured": v.not_measured,
         "generic_plan": v.generic_plan,
         "index": index_name(v.index.table.name, v.index) if v.index else None,
+        # every advised index the query's final plan uses (a join or an OR may use several)
+        "indexes": [index_name(c.table.name, c) for c in ([v.index] if v.index else []) + v.also],
     }
 
 
-def recommendation_dict(r: Recommendation) -> dict[str, Any]:
+def _per_hour(ms: float | None, advice: Advice) -> float | None:
+    if ms is None or not advice.window_hours:
+        return None
+    return ms / advice.window_hours
+
+
+def _duration(hours: float) -> str:
+    seconds = hours * 3600
+    if seconds < 120:
+        return f"{seconds:,.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.0f} min"
+    return f"{hours:,.1f} h"
+
+
+def saving_text(r: Recommendation, advice: Advice) -> str:
+    """The read saving beside the write cost, per hour of the observed window when its length is known."""
+    if r.saving_ms is None:
+        return "per-query advice (no set selection: HypoPG is needed to cost indexes together)"
+    if not advice.timed:
+        return (
+            f"estimated cost saved: {r.saving_ms:,.1f} (planner units; the queries came without observed times, "
+            "so the write cost is not weighed: read them from pg_stat_statements or a log)"
+        )
+    unit = "ms/hour" if advice.window_hours else "ms per observed window"
+    saving = _per_hour(r.saving_ms, advice) if advice.window_hours else r.saving_ms
+    write = _per_hour(r.write_ms, advice) if advice.window_hours else r.write_ms
+    window = f" (observed over {_duration(advice.window_hours)})" if advice.window_hours else ""
+    return f"saves {saving:,.1f} {unit}; writes cost ~{write or 0:,.1f} {unit}{window}"
+
+
+def recommendation_dict(r: Recommendation, advice: Advice | None = None) -> dict[str, Any]:
     return {
         "name": r.name,
         "table": r.candidate.table.qualified,
@@ -74,15 +107,36 @@ def recommendation_dict(r: Recommendation) -> dict[str, Any]:
         "size_bytes": r.size_bytes,
         "reason": r.verdicts[0].reason if r.verdicts else "",
         "write_cost": r.write_note(),
+        "saving_ms": r.saving_ms,
+        "write_ms": r.write_ms,
+        "saving_ms_per_hour": _per_hour(r.saving_ms, advice) if advice and advice.timed else None,
+        "write_ms_per_hour": _per_hour(r.write_ms, advice) if advice and advice.timed else None,
+        "saving": saving_text(r, advice) if advice else None,
         "queries": [verdict_dict(v) for v in r.verdicts],
     }
+
+
+def redundant_dicts(advice: Advice) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": d.index.name,
+            "table": d.table,
+            "because": index_name(d.because.table.name, d.because),
+            "drop": d.drop_sql,
+        }
+        for d in advice.redundant
+    ]
 
 
 def render_json(advice: Advice, target: str) -> str:
     doc = {
         "database": target,
         "method": advice.method,
-        "recommendations": [recommendation_dict(r) for r in advice.recommendations],
+        "selection": advice.selection,
+        "window_hours": advice.window_hours,
+        "explains": advice.explains,
+        "recommendations": [recommendation_dict(r, advice) for r in advice.recommendations],
+        "redundant": redundant_dicts(advice),
         "queries": [verdict_dict(v) for v in advice.verdicts],
     }
     return json.dumps(doc, indent=2, default=str)
@@ -97,7 +151,13 @@ def render_markdown(advice: Advice, target: str) -> str:
         lines += ["```sql", r.create_sql, "```", ""]
         for v in r.verdicts:
             lines.append(f"- `{shown(v)}` ({v.query.calls} calls): {v.reason}; {_speedup(v)}")
-        lines += ["", f"Write cost: {r.write_note()}", "", "Alembic:", "", "```python", r.alembic(), "```", ""]
+        lines += ["", f"Saving: {saving_text(r, advice)}", ""]
+        lines += [f"Write cost: {r.write_note()}", "", "Alembic:", "", "```python", r.alembic(), "```", ""]
+    if advice.redundant:
+        lines += ["## made redundant by the advice", ""]
+        lines += [
+            f"- `{d.drop_sql}` (a prefix of `{index_name(d.because.table.name, d.because)}`)" for d in advice.redundant
+        ] + [""]
     lines += ["## queries", "", "| status | query | reason |", "|---|---|---|"]
     for v in advice.verdicts:
         query = shown(v).replace("|", "\\|").replace("`", "'")
@@ -117,10 +177,14 @@ def render_table(advice: Advice, target: str, console: Console) -> None:
         body.add_row("create", Syntax(r.create_sql, "sql", word_wrap=True, background_color="default"))
         for v in r.verdicts:
             body.add_row("serves", f"{escape(shown(v))}\n[dim]{escape(v.reason)}[/]\n{escape(_speedup(v))}")
+        body.add_row("saving", escape(saving_text(r, advice)))
         body.add_row("size", f"~{_size(r.size_bytes)}")
         body.add_row("write cost", r.write_note())
         body.add_row("alembic", Syntax(r.alembic(), "python", word_wrap=True, background_color="default"))
         console.print(Panel(body, title=f"{i}. {r.name}", title_align="left", border_style="green"))
+    for d in advice.redundant:
+        because = index_name(d.because.table.name, d.because)
+        console.print(f"[yellow]redundant after this advice:[/] {escape(d.drop_sql)} (a prefix of {because})")
     table = Table(title="queries read", expand=True, show_lines=False)
     table.add_column("status", no_wrap=True)
     table.add_column("query", ratio=3)

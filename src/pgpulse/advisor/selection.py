@@ -23,7 +23,7 @@ candidates) and call :func:`select_indexes` instead of merging per-query verdict
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -85,6 +85,16 @@ class Redundant:
         return f"DROP INDEX CONCURRENTLY {quote_qualified(schema, self.index.name)};"
 
 
+@dataclass(frozen=True)
+class Declined:
+    """A candidate that helped its queries but was not chosen: its saving did not pay for its writes."""
+
+    option: tuple[Candidate, ...]
+    saving_ms: float
+    write_ms: float
+    keys: tuple[str, ...]  # the queries it would have served
+
+
 @dataclass
 class Selection:
     chosen: list[Choice]
@@ -92,6 +102,8 @@ class Selection:
     explains: int
     before: dict[str, float]  # query key -> cost with no new index
     after: dict[str, float]  # query key -> cost with every chosen index
+    declined: list[Declined] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # query key -> why it was not part of the selection
 
     @property
     def saving_ms(self) -> float:
@@ -107,15 +119,24 @@ async def select_indexes(
     max_indexes: int = 500,
     min_net_share: float = MIN_NET_SHARE,
     log: Callable[[str], None] = lambda _: None,
+    explain: Explain | None = None,
 ) -> Selection:
-    """Greedy set selection over the workload's candidates, costed together with HypoPG on ``conn``."""
+    """Greedy set selection over the workload's candidates, costed together with HypoPG on ``conn``.
+
+    ``explain`` costs one item under the hypothetical indexes present (the advisor passes its verifier's, which
+    binds representative values and plans generic plans); without it an item's text is EXPLAINed as it is, so
+    items that need a generic plan are left out (``Selection.left_out`` says so)."""
     if not await conn.fetchval("SELECT true FROM pg_extension WHERE extname = 'hypopg'"):
         raise SelectionError("choosing indexes for the whole workload needs HypoPG: CREATE EXTENSION hypopg")
-    costs = _Costs(conn)
-    generic = [w.key for w in work if w.generic]
-    if generic:  # their costs are the verifier's business (PREPARE + generic plan): their own verdicts stand
-        log(f"left out of the set selection (generic plans): {', '.join(generic)}")
-    work = [w for w in work if not w.generic]
+    costs = _Costs(conn, explain)
+    left_out: dict[str, str] = {}
+    if explain is None:
+        for w in work:
+            if w.generic:
+                left_out[w.key] = "a parameter has no representative value: its own verdict stands"
+        if left_out:
+            log(f"left out of the set selection (generic plans): {', '.join(left_out)}")
+        work = [w for w in work if not w.generic]
     current = {w.key: w.before for w in work}
     floor = min_net_share * sum(w.total_ms for w in work)  # an index must pay for itself and then some
     # An option is one index, or the indexes of an OR's branches (a BitmapOr needs all of them at once).
@@ -185,7 +206,14 @@ async def select_indexes(
                 choice.served[item.key] = (item.before, final[item.key])
     # An index no query's final plan uses is not advised, whatever it saved when it was added.
     chosen = [c for c in chosen if c.served]
-    return Selection(chosen, _redundant(chosen), costs.explains, {w.key: w.before for w in work}, final)
+    declined = [
+        Declined(o, gains[o][1], gains[o][2], tuple(w.key for w in affected[o] if gains[o][3][w.key] < current[w.key]))
+        for o in pool
+        if o in gains and gains[o][1] > 0 and gains[o][0] <= floor
+    ]
+    return Selection(
+        chosen, _redundant(chosen), costs.explains, {w.key: w.before for w in work}, final, declined, left_out
+    )
 
 
 async def prepare_work(
@@ -257,6 +285,7 @@ async def per_query_best(
 
 
 Option = tuple[Candidate, ...]
+Explain = Callable[["Workitem"], Awaitable[tuple[float, set[str]]]]  # an item's cost, and the indexes it uses
 
 
 def _narrower(option: Option, other: Option) -> bool:
@@ -287,8 +316,9 @@ def _redundant(chosen: list[Choice]) -> list[Redundant]:
 class _Costs:
     """EXPLAINs under a set of hypothetical indexes, counted."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, explain: Explain | None = None) -> None:
         self.conn = conn
+        self.explain = explain
         self.explains = 0
         self.sizes: dict[Candidate, int] = {}
         self.used: dict[str, set[Candidate]] = {}
@@ -319,6 +349,8 @@ class _Costs:
 
     async def _explain(self, item: Workitem) -> tuple[float, set[str]]:
         self.explains += 1
+        if self.explain is not None:
+            return await self.explain(item)
         one_statement(item.sql, DML_KINDS)  # workload text: exactly one read statement, or it is not sent
         raw = await self.conn.fetchval(f"EXPLAIN (FORMAT JSON) {item.sql}")
         plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]

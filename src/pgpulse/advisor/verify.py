@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -209,6 +210,7 @@ class CandidateRefused(Exception):
 
 
 _generic_names = itertools.count(1)
+_INDETERMINATE = re.compile(r"parameter \$(\d+)")
 
 
 class Verifier:
@@ -225,6 +227,7 @@ class Verifier:
         self.method = method  # "hypopg" | "build"
         self.server_version = server_version
         self.log = log
+        self.explains = 0  # EXPLAINs run, for the benchmark's count
 
     @classmethod
     async def create(
@@ -252,12 +255,13 @@ class Verifier:
     async def explain(self, stmt: Statement) -> Costed:
         """The planner's cost of ``stmt``; its generic plan when a parameter has no value, or when a value
         cannot be given to the parameter's type (``Costed.generic`` then says so)."""
+        self.explains += 1
         generic = stmt.generic
         raw: Any = None
         if not generic:
             try:
                 raw = await self._bound("EXPLAIN (FORMAT JSON) ", stmt)
-            except (Unbindable, asyncpg.DataError) as exc:
+            except (Unbindable, asyncpg.DataError, asyncpg.IndeterminateDatatypeError) as exc:
                 self.log(f"  representative values do not fit the parameters ({_one_line(exc)}): generic plan")
                 generic = True
         if generic:
@@ -306,7 +310,24 @@ class Verifier:
         The text sent is the checked statement itself (one statement, through the extended protocol, which
         refuses a second one anyway); the name and the NULLs are ours."""
         name = f"pgpulse_generic_{next(_generic_names)}"
-        await self.conn.fetch(f"PREPARE {name} AS {stmt.sql}")
+        # A parameter whose type nothing determines (pg_stat_statements' $n where a literal was an argument of
+        # json_build_object(VARIADIC "any")): declared text, the type its literal had; the others stay unknown
+        # (inferred from their context). Only our own type names are written into the statement.
+        types = ["unknown"] * stmt.params
+        while True:
+            declared = f"({', '.join(types)})" if "text" in types else ""
+            try:
+                await self.conn.fetch(f"PREPARE {name} {declared} AS {stmt.sql}")
+                break
+            except asyncpg.IndeterminateDatatypeError as exc:
+                number = _INDETERMINATE.search(str(exc))
+                if (
+                    number is None
+                    or not 1 <= int(number.group(1)) <= stmt.params
+                    or types[int(number.group(1)) - 1] == "text"
+                ):
+                    raise
+                types[int(number.group(1)) - 1] = "text"
         try:
             await self.conn.fetch("SET plan_cache_mode = force_generic_plan")
             nulls = ", ".join(["NULL"] * stmt.params)
