@@ -69,3 +69,26 @@ async def test_the_edge_of_redundant(db: str, execute: Any, run_check: Any) -> N
         "index r_b_part_2": "index r_b_part_2 has the same columns as r_b_part_1",
         "index r_lower_2": "index r_lower_2 has the same columns as r_lower_1",
     }
+
+
+async def test_covering_columns_decide_which_index_is_redundant(db: str, execute: Any, run_check: Any) -> None:
+    """INCLUDE columns are not keys, but they are what an index-only scan reads: the index without them is
+    the redundant one (whatever the names), and two indexes including different columns are both needed."""
+    await execute(
+        db,
+        "CREATE TABLE c (a int, b int, d int)",
+        "CREATE INDEX c_a ON c (a)",
+        "CREATE INDEX c_a_covering ON c (a) INCLUDE (b)",  # sorts after c_a, yet c_a is the one to drop
+        "CREATE INDEX c_b_with_a ON c (b) INCLUDE (a)",
+        "CREATE INDEX c_b_with_d ON c (b) INCLUDE (d)",  # another covering column: both serve their scans
+        "CREATE INDEX c_d_with_a ON c (d) INCLUDE (a)",  # a prefix of c_d_b that covers a, which c_d_b lacks
+        "CREATE INDEX c_d_b ON c (d, b)",
+        "CREATE TABLE e (a int, b int, d int)",
+        "CREATE INDEX e_1 ON e (a) INCLUDE (b, d)",
+        "CREATE INDEX e_2 ON e (a) INCLUDE (d, b)",  # the same covered columns in another order: a duplicate
+    )
+    findings = {f.object: f.title for f in await run_check(db, CHECK)}
+    assert findings == {
+        "index c_a": "index c_a has the same key columns as c_a_covering",
+        "index e_2": "index e_2 has the same columns as e_1",
+    }
