@@ -17,6 +17,8 @@ BLOATED = [
     "VACUUM fat",  # space is now free but not returned: the file keeps its size
     "ANALYZE fat",
 ]
+# 100-byte rows: a 136-byte tuple plus its 4-byte line pointer, 58 to an 8 kB page (8168 usable bytes)
+ROWS_PER_PAGE = 58
 LEAN = [
     "CREATE TABLE lean (id int PRIMARY KEY, pad text)",
     "INSERT INTO lean SELECT g, repeat('x', 100) FROM generate_series(1, 40000) g",
@@ -74,3 +76,52 @@ async def test_index_estimate_edges(db: str, execute: Any, run_check: Any) -> No
 def test_estimate_is_zero_without_statistics() -> None:
     assert estimated_table_bloat(0, 10, 50, 8192, 100) == 0.0
     assert estimated_table_bloat(1000, 100, 100, 8192, 100) > 0.8
+
+
+def _table(name: str, rows: int, delete: str) -> list[str]:
+    """A table of ``rows`` 100-byte rows, ``delete`` removed and vacuumed without truncation (the file keeps
+    its size and the freed space is in the free space map, which pgstattuple_approx reads)."""
+    return [
+        f"CREATE TABLE {name} (id int, pad text) WITH (autovacuum_enabled = false)",
+        f"INSERT INTO {name} SELECT g, repeat('x', 100) FROM generate_series(1, {rows}) g",
+        f"DELETE FROM {name} WHERE {delete}",
+        f"VACUUM (TRUNCATE false, ANALYZE) {name}",
+    ]
+
+
+async def test_measured_edges_size_and_fraction(db: str, execute: Any, run_check: Any) -> None:
+    """The documented thresholds with pgstattuple: 1 MB (a 90 % bloated table one page under it is ignored,
+    one of exactly 1 MB is reported), 30 % (warning) and 60 % (critical), each just below and just above."""
+    tables = {
+        "under_1mb": (ROWS_PER_PAGE * 127, "id % 10 <> 0"),
+        "at_1mb": (ROWS_PER_PAGE * 128, "id % 10 <> 0"),
+        "free29": (ROWS_PER_PAGE * 200, "id % 20 < 6"),
+        "free34": (ROWS_PER_PAGE * 200, "id % 20 < 7"),
+        "free58": (ROWS_PER_PAGE * 200, "id % 20 < 12"),
+        "free63": (ROWS_PER_PAGE * 200, "id % 20 < 13"),
+    }
+    statements = [s for name, (rows, delete) in tables.items() for s in _table(name, rows, delete)]
+    await execute(db, "CREATE EXTENSION pgstattuple", *statements)
+    conn = await asyncpg.connect(db)
+    try:
+        sizes = {name: await conn.fetchval("SELECT pg_relation_size($1::regclass)", name) for name in tables}
+        measured = {
+            name: await conn.fetchval(
+                "SELECT (dead_tuple_percent + approx_free_percent) / 100 FROM pgstattuple_approx($1::regclass)", name
+            )
+            for name in tables
+        }
+    finally:
+        await conn.close()
+    assert sizes["under_1mb"] == (1 << 20) - 8192 and sizes["at_1mb"] == 1 << 20
+    # what PostgreSQL measures lands on each side of the lines, so the check alone decides
+    assert 0.25 <= measured["free29"] < 0.30 <= measured["free34"] < 0.35
+    assert 0.55 <= measured["free58"] < 0.60 <= measured["free63"] < 0.65
+    findings = {f.object: f for f in await run_check(db, BloatCheck())}
+    assert {name: f.severity for name, f in findings.items()} == {
+        "table at_1mb": Severity.critical,
+        "table free34": Severity.warning,
+        "table free58": Severity.warning,
+        "table free63": Severity.critical,
+    }
+    assert all(f.evidence["method"] == "pgstattuple_approx" for f in findings.values())

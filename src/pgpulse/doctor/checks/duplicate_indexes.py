@@ -3,7 +3,10 @@
 A btree on ``(a)`` answers nothing that one on ``(a, b)`` cannot (same operator classes, collations,
 sort directions, expressions and predicate), yet both are maintained on every write. Exact duplicates
 keep the one that backs a constraint; a prefix index is dropped in favour of the longer one unless it
-is unique (uniqueness of ``(a)`` is a stronger rule than of ``(a, b)``).
+is unique (uniqueness of ``(a)`` is a stronger rule than of ``(a, b)``). ``INCLUDE`` columns are not keys
+but index-only scans read them: of two indexes with the same keys, the one whose included columns are a
+subset of the other's is redundant, and a prefix index is redundant only if the longer one has its
+included columns too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Index:
     table: str
     name: str
     keys: tuple[int, ...]
+    includes: tuple[int, ...]  # INCLUDE columns: not searchable, but what an index-only scan also reads
     opclasses: tuple[int, ...]
     collations: tuple[int, ...]
     options: tuple[int, ...]
@@ -57,7 +61,7 @@ class Index:
 def _load(row: dict) -> Index:  # type: ignore[type-arg]
     n = row["nkeys"]
     return Index(
-        row["schemaname"], row["table_name"], row["index_name"], tuple(row["keys"][:n]),
+        row["schemaname"], row["table_name"], row["index_name"], tuple(row["keys"][:n]), tuple(row["keys"][n:]),
         tuple(row["opclasses"][:n]), tuple(row["collations"][:n]), tuple(row["options"][:n]),
         row["expressions"], row["predicate"], row["indisunique"], row["indisprimary"], row["amname"],
         row["size_bytes"], row["definition"], row["backs_constraint"],
@@ -79,7 +83,11 @@ def redundant_pairs(indexes: list[Index]) -> list[tuple[Index, Index, str]]:
                 if a.prefix(n) != b.prefix(n):
                     continue
                 if len(a.keys) == len(b.keys):
-                    if a.method == "btree" or a.method == "hash":
+                    if set(a.includes) < set(b.includes):
+                        # b has the same keys and covers more: a is the one to drop
+                        if not a.backs_constraint and not (a.unique and not b.unique):
+                            pairs.append((a, b, "has the same key columns as"))
+                    elif set(a.includes) == set(b.includes) and a.method in ("btree", "hash"):
                         # exact duplicates: report once, keeping the constraint/unique/older-named one
                         keep_b = (b.backs_constraint, b.unique, b.primary, a.name) > (
                             a.backs_constraint,
@@ -93,6 +101,7 @@ def redundant_pairs(indexes: list[Index]) -> list[tuple[Index, Index, str]]:
                     len(a.keys) < len(b.keys)
                     and a.method == "btree"
                     and not (a.unique or a.primary or a.backs_constraint)
+                    and set(a.includes) <= set(b.keys) | set(b.includes)
                 ):
                     pairs.append((a, b, "is a left prefix of"))
     return pairs
