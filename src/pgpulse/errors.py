@@ -31,6 +31,12 @@ class DemoDatabaseRefused(UserError):
     """``pgpulse demo``/``serve`` will not write to this database: it exists and the demo did not create it."""
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's text (driver errors run to several), or its class name when empty."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``message`` as one ``error:`` line (secrets masked, newlines folded) and exit with ``code``.
 

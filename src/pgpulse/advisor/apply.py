@@ -32,6 +32,7 @@ import asyncpg
 from pgpulse.advisor.advise import Recommendation
 from pgpulse.advisor.candidates import Candidate
 from pgpulse.advisor.catalog import create_index_sql, index_name
+from pgpulse.errors import one_line as _one_line
 from pgpulse.sql import quote_qualified
 
 # The key of pgpulse's advisory lock ("pgpulse" + 1 as a bigint), the same for every --apply on any database.
@@ -260,8 +261,3 @@ async def _drop_ours(run: _Run, oid: int, name: str, concurrently: bool) -> str 
     finally:
         await run.conn.fetch(SET_LOCK_TIMEOUT_SQL, str(run.lock_timeout_ms))
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -39,6 +39,7 @@ from pglast import ast
 
 from pgpulse.advisor.candidates import Candidate, Resolution
 from pgpulse.advisor.catalog import ColumnStats, create_index_sql
+from pgpulse.errors import one_line as _one_line
 from pgpulse.sql import quote_qualified
 from pgpulse.sql.guard import (
     UnsafeStatementError,
@@ -475,11 +476,6 @@ def _as(value: Value, array: bool) -> str | list[str]:
 def _walk_ranges(tree: Any) -> Iterable[ast.RangeVar]:
     cte_names = {str(n.ctename) for n in walk(tree) if isinstance(n, ast.CommonTableExpr)}
     return [n for n in walk(tree) if isinstance(n, ast.RangeVar) and (n.schemaname or n.relname not in cte_names)]
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _index_names(plan: dict[str, Any]) -> set[str]:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import asyncpg
 import psutil
 
-from pgpulse.db.urls import libpq_url
+from pgpulse.db.connect import open_session
 from pgpulse.doctor.check import Check, Context, Finding, Options, SkipCheck
 from pgpulse.doctor.checks import ALL
+from pgpulse.errors import one_line as _one_line
 
 SESSION_SETTINGS = {"default_transaction_read_only": "on", "application_name": "pgpulse-doctor"}
 # Set after the server's own values are read, so the settings check judges the server, not our session.
@@ -59,17 +60,12 @@ class Report:
         return [f for r in self.results for f in r.findings]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 Settings = dict[str, tuple[str, str | None]]
 
 
 async def connect(url: str, timeout: float = 10.0) -> tuple[asyncpg.Connection, Settings]:
     """A read-only session with our limits set, and the server's settings as they were before we set them."""
-    conn = await _open(url, timeout)
+    conn = await open_session(url, timeout=timeout, server_settings=SESSION_SETTINGS, error=ConnectError)
     try:
         settings = {r["name"]: (r["setting"], r["unit"]) for r in await conn.fetch(SERVER_SETTINGS_SQL)}
         for name, value in SESSION_LIMITS.items():
@@ -78,30 +74,6 @@ async def connect(url: str, timeout: float = 10.0) -> tuple[asyncpg.Connection, 
         await conn.close()
         raise
     return conn, settings
-
-
-async def _open(url: str, timeout: float) -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(libpq_url(url), timeout=timeout, server_settings=SESSION_SETTINGS)
-    except asyncpg.InvalidPasswordError as exc:
-        raise ConnectError(f"authentication failed: {_one_line(exc)}") from exc
-    except asyncpg.InvalidCatalogNameError as exc:
-        raise ConnectError(f"no such database: {_one_line(exc)}") from exc
-    except asyncpg.PostgresError as exc:
-        raise ConnectError(f"the server refused the connection: {_one_line(exc)}") from exc
-    except TimeoutError as exc:
-        raise ConnectError(f"timed out after {timeout:g} s connecting") from exc
-    except OSError as exc:
-        raise ConnectError(f"cannot connect: {exc.strerror or _one_line(exc)}") from exc
-    except (
-        asyncpg.InterfaceError,
-        asyncpg.exceptions.ProtocolViolationError,
-        ConnectionError,
-        EOFError,
-    ) as exc:
-        raise ConnectError(f"the server did not speak the PostgreSQL protocol: {_one_line(exc)}") from exc
-    except Exception as exc:  # asyncpg raises odd things at a non-PostgreSQL port
-        raise ConnectError(f"cannot connect ({type(exc).__name__}): {_one_line(exc)}") from exc
 
 
 def _skip_reason(exc: BaseException) -> str:

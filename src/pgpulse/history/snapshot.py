@@ -20,7 +20,8 @@ from typing import Any
 
 import asyncpg
 
-from pgpulse.db.urls import libpq_url
+from pgpulse.db.connect import open_session
+from pgpulse.errors import one_line as _one_line
 from pgpulse.history.kinds import DATABASE, INDEX, SCHEMA, STATEMENT, TABLE, TAG, Kind
 from pgpulse.sql import quote_ident, quote_qualified
 
@@ -129,27 +130,9 @@ COLUMNS_SQL = f"""{TAG}
 SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped"""
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 async def connect_read_only(url: str, timeout: float = 10.0) -> asyncpg.Connection:
     """A read-only session with our timeouts; connection failures become one-line :class:`SnapshotError`."""
-    try:
-        conn = await asyncpg.connect(libpq_url(url), timeout=timeout, server_settings=SESSION_SETTINGS)
-    except asyncpg.InvalidPasswordError as exc:
-        raise SnapshotError(f"authentication failed: {_one_line(exc)}") from exc
-    except asyncpg.InvalidCatalogNameError as exc:
-        raise SnapshotError(f"no such database: {_one_line(exc)}") from exc
-    except asyncpg.PostgresError as exc:
-        raise SnapshotError(f"the server refused the connection: {_one_line(exc)}") from exc
-    except TimeoutError as exc:
-        raise SnapshotError(f"timed out after {timeout:g} s connecting") from exc
-    except OSError as exc:
-        raise SnapshotError(f"cannot connect: {exc.strerror or _one_line(exc)}") from exc
-    except Exception as exc:  # asyncpg raises odd things at a port that does not speak PostgreSQL
-        raise SnapshotError(f"cannot connect ({type(exc).__name__}): {_one_line(exc)}") from exc
+    conn = await open_session(url, timeout=timeout, server_settings=SESSION_SETTINGS, error=SnapshotError)
     try:
         for statement in SESSION_LIMITS:
             await conn.execute(statement)

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from pgpulse.db.urls import libpq_url
+from pgpulse.errors import one_line as _one_line
 from pgpulse.history.deltas import Change, Epochs, Markers, Previous, changes, epochs
 from pgpulse.history.kinds import SCHEMA, SPECS, TAG, Kind, KindSpec
 from pgpulse.history.snapshot import Snapshot
@@ -36,11 +37,6 @@ KIND_ORDER = (Kind.database, Kind.table, Kind.index_, Kind.statement)
 
 class StoreError(Exception):
     """The store cannot be used as asked; ``str()`` is one line that says what to do."""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def migrate(url: str, revision: str = "head") -> None:
