@@ -7,15 +7,12 @@ indexes "created" when one name truncated at 63 bytes onto the other, and failed
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import pty
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from types import ModuleType
 
 import psycopg
 import pytest
@@ -23,19 +20,7 @@ import pytest
 from pgpulse.db.databases import create_database
 from pgpulse.db.embedded import EmbeddedPostgres
 
-
-def _attack() -> ModuleType:
-    name = "pgpulse_safety_advisor_attack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("advisor_attack.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-attack = _attack()
+from . import advisor_attack as attack  # a helper module beside the tests, shared by the four files
 
 INDEXES_SQL = """
 SELECT c.oid::int8, c.relname, t.relname AS table_name, i.indisvalid, pg_get_indexdef(i.indexrelid) AS definition,

@@ -10,11 +10,7 @@ counters, sequences, no lock left) and that no output format shows a crafted val
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import asyncpg
 import pytest
@@ -22,19 +18,7 @@ import pytest_asyncio
 
 from pgpulse.db.databases import create_database
 
-
-def _attack() -> ModuleType:
-    name = "pgpulse_safety_advisor_attack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("advisor_attack.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-attack = _attack()
+from . import advisor_attack as attack  # a helper module beside the tests, shared by the four files
 
 
 async def _setup(url: str, hypopg: bool) -> str:

@@ -10,11 +10,7 @@ query's failure is that query's verdict.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -23,19 +19,7 @@ import pytest_asyncio
 
 from pgpulse.db.databases import create_database
 
-
-def _attack() -> ModuleType:
-    name = "pgpulse_safety_advisor_attack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("advisor_attack.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-attack = _attack()
+from . import advisor_attack as attack  # a helper module beside the tests, shared by the four files
 
 WIDE_COLUMNS = ", ".join(f"c{i} int" for i in range(40))
 WIDE_VALUES = ", ".join(f"g % {i + 2}" for i in range(40))

@@ -4,10 +4,6 @@ and no pg_stats value: queries are shown as normalized shapes, URLs through the 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -16,19 +12,8 @@ import pytest_asyncio
 
 from pgpulse.db.databases import create_database
 
+from . import advisor_attack as attack  # a helper module beside the tests, shared by the four files
 
-def _attack() -> ModuleType:
-    name = "pgpulse_safety_advisor_attack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("advisor_attack.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-attack = _attack()
 SECRETS = ["mcv-secret-value", "literal-secret-1", "comment-token-2", "unterminated-secret-3", "hidden-4"]
 QUERIES = [
     "SELECT * FROM accounts WHERE api_key = $1",  # costed with the MCV: 'mcv-secret-value'
