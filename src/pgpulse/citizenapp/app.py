@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,10 +16,17 @@ from pgpulse.citizenapp.routes import posts, users
 from pgpulse.db import health
 from pgpulse.db.engine import make_engine
 from pgpulse.profiler import PgPulseMiddleware, instrument, metrics_app
+from pgpulse.profiler.reporting import RecordHook
 from pgpulse.settings import Settings, get_settings
 
 
-def create_app(database_url: str | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    database_url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    on_record: RecordHook | Sequence[RecordHook] | None = None,
+) -> FastAPI:
+    """``on_record``: handed to the profiler's middleware (the dashboard's Requests ring, an exporter)."""
     settings = settings or get_settings()
     # Pooled connections idle in autocommit, so the pool's pre-ping is one round trip (``;``) instead of three
     # (SQLAlchemy's asyncpg ping wraps BEGIN/ROLLBACK around it otherwise). Writes ask for READ COMMITTED
@@ -61,7 +68,10 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
             sqlcommenter=settings.sqlcommenter,
         )
         app.add_middleware(
-            PgPulseMiddleware, threshold=settings.nplusone_threshold, server_timing=settings.server_timing
+            PgPulseMiddleware,
+            threshold=settings.nplusone_threshold,
+            server_timing=settings.server_timing,
+            on_record=on_record,
         )
     if settings.metrics_route:
         app.mount("/metrics", metrics_app())

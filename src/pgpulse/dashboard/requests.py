@@ -60,7 +60,7 @@ class RequestRing:
 
     def add(self, record: Record) -> None:
         """Keep a summary of a closed record (called once per request, off the query path)."""
-        elapsed_ms = (time.perf_counter() - record.started) * 1000
+        elapsed_ms = record.elapsed_ms
         queries = tuple(
             QuerySummary(redact_sql(q.statement), q.duration_ms, q.rows, q.relationship)
             for q in record.queries[:MAX_QUERIES_KEPT]

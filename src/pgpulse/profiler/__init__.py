@@ -10,6 +10,7 @@ from pgpulse.profiler.context import NPlusOne, QueryEvent, Record, Site, UnusedE
 from pgpulse.profiler.events import ProfilerConfig, instrument, uninstrument
 from pgpulse.profiler.metrics import METRIC_NAMES, metrics_app
 from pgpulse.profiler.middleware import PgPulseMiddleware
+from pgpulse.profiler.reporting import RecordHook
 from pgpulse.profiler.routes import UNMATCHED
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ProfilerConfig",
     "QueryEvent",
     "Record",
+    "RecordHook",
     "Site",
     "UnusedEagerLoad",
     "current",

@@ -185,12 +185,19 @@ class Record:
     unused: list[UnusedEagerLoad] = field(default_factory=list)
     db_ms: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None  # perf_counter() when the record closed (the response was sent)
     parent: Record | None = None
     closed: bool = False
 
     @property
     def query_count(self) -> int:
         return len(self.queries)
+
+    @property
+    def elapsed_ms(self) -> float:
+        """Wall time of the request (or block) so far, or in all once closed."""
+        end = self.ended if self.ended is not None else time.perf_counter()
+        return (end - self.started) * 1000.0
 
     @property
     def failed(self) -> list[QueryEvent]:
@@ -222,6 +229,7 @@ def close_record(record: Record, token: object) -> None:
     from pgpulse.profiler.nplusone import detect
     from pgpulse.profiler.unused import detect_unused
 
+    record.ended = time.perf_counter()
     record.closed = True  # from here on the listeners leave it alone, whatever task still holds it
     record.findings.extend(detect(record))
     record.unused.extend(detect_unused(record))

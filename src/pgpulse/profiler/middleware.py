@@ -7,20 +7,19 @@ parameters appear only with ``instrument(..., log_parameters=True)``, and never 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-import structlog
-
-from pgpulse.profiler import metrics
 from pgpulse.profiler.context import Record, close_record, open_record
-from pgpulse.profiler.routes import UNMATCHED, public_path
+from pgpulse.profiler.reporting import RecordHook, as_hooks, report
+from pgpulse.profiler.routes import public_path
 from pgpulse.types import ASGIApp, Message, Receive, Scope, Send
-
-log = structlog.get_logger("pgpulse.profiler")
 
 
 class PgPulseMiddleware:
-    """``threshold`` None (the default): each engine's own, as given to ``instrument()``."""
+    """``threshold`` None (the default): each engine's own, as given to ``instrument()``.
+
+    ``on_record``: a callable (or several) given each request's closed record, e.g. the dashboard's
+    ``RequestRing`` or an exporter; see :mod:`pgpulse.profiler.reporting`."""
 
     def __init__(
         self,
@@ -29,11 +28,13 @@ class PgPulseMiddleware:
         threshold: int | None = None,
         server_timing: bool = False,
         log_findings: bool = True,
+        on_record: RecordHook | Sequence[RecordHook] | None = None,
     ) -> None:
         self.app = app
         self.threshold = threshold
         self.server_timing = server_timing
         self.log_findings = log_findings
+        self.hooks = as_hooks(on_record)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,41 +55,4 @@ class PgPulseMiddleware:
             await self.app(scope, receive, send_with_timing)
         finally:
             close_record(record, token)
-            self._report(record)
-
-    def _report(self, record: Record) -> None:
-        route = record.route_name() or UNMATCHED
-        method = record.method or ""
-        metrics.QUERIES_PER_REQUEST.labels(route, method).observe(record.query_count)
-        for query in record.failed:
-            metrics.FAILED_QUERIES.labels(route, method, query.error or "").inc()
-        for finding in record.findings:
-            metrics.NPLUSONE_FINDINGS.labels(route, method, finding.relationship or "").inc()
-            if self.log_findings:
-                fields: dict[str, Any] = {
-                    "route": route,
-                    "method": method,
-                    "fingerprint": finding.fingerprint,
-                    "count": finding.count,
-                    "duration_ms": round(finding.total_ms, 3),
-                    "relationship": finding.relationship,
-                    "loaded_via": finding.loaded_via,
-                    "source": str(finding.site) if finding.site else None,
-                    "during_serialization": finding.during_serialization,
-                    "statement": finding.statement,
-                    "fix": finding.fix,
-                }
-                log.warning("n_plus_one", **fields)
-        for unused in record.unused:
-            metrics.UNUSED_EAGER_LOADS.labels(route, method, unused.relationship).inc()
-            if self.log_findings:
-                log.warning(
-                    "unused_eager_load",
-                    route=route,
-                    method=method,
-                    option=unused.option,
-                    relationship=unused.relationship,
-                    source=str(unused.site) if unused.site else None,
-                    statement=unused.statement,
-                    fix=unused.fix,
-                )
+            report(record, log_findings=self.log_findings, hooks=self.hooks)

@@ -1,0 +1,82 @@
+"""What happens when a request's record closes: the Prometheus metrics, the structlog events, and the
+``on_record`` hooks that hand the record to whatever else wants it (the dashboard's Requests ring, the
+OpenTelemetry and Sentry exporters, a user's own callback).
+
+Shared by the ASGI and the WSGI middleware, so both report the same records and findings the same way. A hook
+that raises is logged once per call and never breaks the request: the response has gone out already, and an
+exporter's bug must not turn a 200 into a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from pgpulse.profiler import metrics
+from pgpulse.profiler.context import Record
+from pgpulse.profiler.routes import UNMATCHED
+
+log = structlog.get_logger("pgpulse.profiler")
+
+RecordHook = Callable[[Record], None]
+"""Called once per closed request record, after the findings are detected, inside the request's context
+(an OpenTelemetry server span opened around the middleware is still the current span)."""
+
+
+def as_hooks(on_record: RecordHook | Sequence[RecordHook] | None) -> tuple[RecordHook, ...]:
+    """Normalise the middleware's ``on_record`` argument: one callable, several, or none."""
+    if on_record is None:
+        return ()
+    if callable(on_record):
+        return (on_record,)
+    hooks = tuple(on_record)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"on_record takes callables (record) -> None, got {type(hook).__name__}")
+    return hooks
+
+
+def report(record: Record, *, log_findings: bool, hooks: Sequence[RecordHook] = ()) -> None:
+    """Metrics and log events for one closed request record, then each hook."""
+    route = record.route_name() or UNMATCHED
+    method = record.method or ""
+    metrics.QUERIES_PER_REQUEST.labels(route, method).observe(record.query_count)
+    for query in record.failed:
+        metrics.FAILED_QUERIES.labels(route, method, query.error or "").inc()
+    for finding in record.findings:
+        metrics.NPLUSONE_FINDINGS.labels(route, method, finding.relationship or "").inc()
+        if log_findings:
+            fields: dict[str, Any] = {
+                "route": route,
+                "method": method,
+                "fingerprint": finding.fingerprint,
+                "count": finding.count,
+                "duration_ms": round(finding.total_ms, 3),
+                "relationship": finding.relationship,
+                "loaded_via": finding.loaded_via,
+                "source": str(finding.site) if finding.site else None,
+                "during_serialization": finding.during_serialization,
+                "statement": finding.statement,
+                "fix": finding.fix,
+            }
+            log.warning("n_plus_one", **fields)
+    for unused in record.unused:
+        metrics.UNUSED_EAGER_LOADS.labels(route, method, unused.relationship).inc()
+        if log_findings:
+            log.warning(
+                "unused_eager_load",
+                route=route,
+                method=method,
+                option=unused.option,
+                relationship=unused.relationship,
+                source=str(unused.site) if unused.site else None,
+                statement=unused.statement,
+                fix=unused.fix,
+            )
+    for hook in hooks:
+        try:
+            hook(record)
+        except Exception as exc:  # an exporter's failure must never fail the request
+            log.error("on_record_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), error=type(exc).__name__)
