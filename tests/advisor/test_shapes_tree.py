@@ -45,6 +45,13 @@ CREATE TABLE measurements (sensor int NOT NULL, taken date NOT NULL, value float
 CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 INSERT INTO measurements SELECT g % 5000, date '2025-01-01' + g % 700, g FROM generate_series(1, 60000) g;
+-- Deterministic statistics: every row sampled (a target of 1000 samples 300,000 rows), and no autovacuum
+-- ANALYZE (target 100, a random sample) landing in the middle of a run and changing the planner's costs.
+ALTER TABLE accounts SET (autovacuum_enabled = off);
+ALTER TABLE events SET (autovacuum_enabled = off);
+ALTER TABLE measurements_2025 SET (autovacuum_enabled = off);
+ALTER TABLE measurements_2026 SET (autovacuum_enabled = off);
+SET default_statistics_target = 1000;
 -- what autovacuum does: the partitions analyzed, the partitioned parent never
 ANALYZE accounts, events, measurements_2025, measurements_2026;
 """
