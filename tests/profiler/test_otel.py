@@ -30,15 +30,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import selectinload
 from structlog.testing import capture_logs
 
 from pgpulse.citizenapp import loading
 from pgpulse.citizenapp.app import create_app
+from pgpulse.citizenapp.models import User
 from pgpulse.db.urls import async_url
 from pgpulse.profiler import PgPulseMiddleware, Record, instrument, uninstrument
 from pgpulse.profiler.otel import OpenTelemetryExporter
+from pgpulse.profiler.unused import unused_shapes
 from pgpulse.settings import Settings
 
 ROUTE = "/users/{user_id}/posts"
@@ -89,7 +92,8 @@ async def traced_citizenapp(
     traced = OpenTelemetryMiddleware(
         app, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
     )
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=traced), base_url="http://app")
+    transport = httpx.ASGITransport(app=traced, raise_app_exceptions=False)  # a 500 is a response here
+    client = httpx.AsyncClient(transport=transport, base_url="http://app")
     async with app.router.lifespan_context(app), client:
         yield app, client
 
@@ -204,6 +208,72 @@ async def test_statement_spans_are_children_of_the_server_span_with_the_statemen
     assert "FROM posts WHERE posts.user_id IN ($1" in texts[1]
     assert "FROM comments WHERE comments.post_id IN (… 50 values …)" in texts[2]
     assert [_attributes(s)["db.response.returned_rows"] for s in statements[1:]] == [50, 500]
+
+
+def _small_app(engine: Any, telemetry: Telemetry) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/names")
+    async def names() -> list[str]:
+        async with AsyncSession(engine) as session:
+            stmt = select(User).options(selectinload(User.posts)).order_by(User.id).limit(3)
+            users = (await session.scalars(stmt)).all()  # UNUSED-POSTS
+            return [user.name for user in users]  # User.posts is never read
+
+    @app.get("/boom")
+    async def boom() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        raise RuntimeError("the handler failed after one statement")
+
+    app.add_middleware(PgPulseMiddleware, on_record=telemetry.exporter())
+    return app
+
+
+async def test_an_unused_eager_load_is_one_event_with_the_option_the_line_and_the_fix(db: Any) -> None:
+    telemetry = Telemetry()
+    unused_shapes.clear()  # whatever ran before: this shape is located only from its second run on
+    async with traced_citizenapp(db.url, telemetry, [], app=_small_app(db.async_engine, telemetry)) as (_, client):
+        assert (await client.get("/names")).status_code == 200
+        first = telemetry.server_span()
+        telemetry.spans.clear()
+        assert (await client.get("/names")).status_code == 200
+        second = telemetry.server_span()
+    for server in (first, second):
+        attributes = _attributes(server)
+        assert attributes["pgpulse.db.query_count"] == 2  # the users, then one selectin batch of their posts
+        assert (attributes["pgpulse.unused_eager_load.count"], attributes["pgpulse.nplusone.count"]) == (1, 0)
+    [unlocated], [located] = first.events, second.events
+    expected = {
+        "pgpulse.option": "selectinload(User.posts)",
+        "pgpulse.relationship": "User.posts",
+        "pgpulse.fix": "remove selectinload(User.posts) from the query "
+        "(or use noload(User.posts) / load_only() if only columns are read)",
+    }
+    assert unlocated.name == located.name == "pgpulse.unused_eager_load"
+    found = dict(unlocated.attributes or {})
+    assert found.pop("db.statement").startswith("SELECT users.id, users.name, users.email") and found == expected
+    found = dict(located.attributes or {})
+    found.pop("db.statement")
+    line = [i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1) if text.endswith("# UNUSED-POSTS")]
+    assert found == {
+        **expected,
+        "code.file.path": __file__,
+        "code.line.number": line[0],
+        "code.function.name": "names",
+        "pgpulse.code": "users = (await session.scalars(stmt)).all()  # UNUSED-POSTS",
+    }
+
+
+async def test_a_handler_that_raises_still_gets_its_profile_on_the_server_span(db: Any) -> None:
+    """No response body passes the profiler (the error page is sent further out), so the exporter runs when the
+    record closes — before OpenTelemetry's middleware ends the span with the error."""
+    telemetry = Telemetry()
+    async with traced_citizenapp(db.url, telemetry, [], app=_small_app(db.async_engine, telemetry)) as (_, client):
+        assert (await client.get("/boom")).status_code == 500
+    server = telemetry.server_span()
+    assert _attributes(server)["pgpulse.db.query_count"] == 1
+    assert _attributes(server)["pgpulse.db.failed_count"] == 0 and _attributes(server)["http.status_code"] == 500
 
 
 @contextmanager
