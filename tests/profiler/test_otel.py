@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from pgpulse.citizenapp import loading
 from pgpulse.citizenapp.app import create_app
 from pgpulse.citizenapp.models import User
 from pgpulse.db.urls import async_url
-from pgpulse.profiler import PgPulseMiddleware, Record, instrument, uninstrument
+from pgpulse.profiler import PgPulseMiddleware, Record, instrument, profile, uninstrument
 from pgpulse.profiler.otel import OpenTelemetryExporter
 from pgpulse.profiler.unused import unused_shapes
 from pgpulse.settings import Settings
@@ -371,6 +371,30 @@ async def test_traceparent_in_the_sql_comment_joins_pg_stat_activity_to_the_trac
     assert second.context.trace_id != first.context.trace_id
     # queryid ignores comments: two traces, one pg_stat_statements entry (its text is the first one seen)
     assert [(r["calls"], r["query"]) for r in rows] == [(2, running)]
+
+
+async def test_traceparent_is_the_current_spans_and_absent_outside_a_valid_span(db: Any) -> None:
+    """``current_query()`` returns the text exactly as PostgreSQL received it, comment included."""
+    telemetry = Telemetry()
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    engine = create_async_engine(async_url(db.url))
+    instrument(engine, sqlcommenter=True, sqlcommenter_traceparent=True)
+    seen: list[str] = []
+    try:
+        async with engine.connect() as conn:
+            for traced in (True, False, True):
+                with profile(route="/job"), tracer.start_as_current_span("job") if traced else nullcontext():
+                    seen.append(str((await conn.execute(text("SELECT current_query()"))).scalar_one()))
+    finally:
+        uninstrument(engine)
+        await engine.dispose()
+    first, second = sorted(telemetry.finished(), key=lambda s: s.start_time or 0)
+    expected = [
+        f"SELECT current_query() /*route='%2Fjob',traceparent='00-{span.context.trace_id:032x}-"
+        f"{span.context.span_id:016x}-{int(span.context.trace_flags):02x}'*/"
+        for span in (first, second)
+    ]
+    assert seen == [expected[0], "SELECT current_query() /*route='%2Fjob'*/", expected[1]]
 
 
 def test_traceparent_needs_the_sqlcommenter_comment() -> None:

@@ -17,6 +17,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -66,6 +67,7 @@ _installed: weakref.WeakKeyDictionary[Engine, _Installation] = weakref.WeakKeyDi
 MAX_LOCATED = 100
 
 
+@lru_cache(maxsize=256)  # a request's statements share one route and one traceparent: built once per request
 def _comment(route: str | None, traceparent: str | None) -> str:
     """sqlcommenter's format: ``key='url-encoded value'`` pairs sorted by key, in one trailing comment."""
     tags = []

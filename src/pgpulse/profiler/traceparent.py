@@ -5,9 +5,9 @@ request carries ``traceparent='00-<trace id>-<span id>-<flags>'`` in its comment
 ``pg_stat_activity`` or in the server log (``log_min_duration_statement``, auto_explain) leads to its trace.
 
 Imported by the listeners only when that option is on: an app that does not ask for it never imports
-OpenTelemetry from the profiler's hot path. The value comes from OpenTelemetry's own W3C Trace Context
-propagator (not the globally configured one, which may be B3 or Jaeger's: PostgreSQL's side needs the W3C id
-that trace backends index), so its format is exactly the header a downstream HTTP service would receive.
+OpenTelemetry from the profiler's hot path. The value is W3C Trace Context whatever propagator the app
+configured (B3 or Jaeger's would not match what trace backends index), in the exact format of the
+``traceparent`` header OpenTelemetry's W3C propagator sends downstream.
 """
 
 from __future__ import annotations
@@ -16,16 +16,27 @@ from pgpulse.extras import require_extra
 
 require_extra("otel", "sqlcommenter_traceparent=True")
 
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: E402
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext, format_span_id, format_trace_id  # noqa: E402
+from opentelemetry.trace import get_current_span as _current_span  # noqa: E402
 
-_PROPAGATOR = TraceContextTextMapPropagator()
+_last: tuple[SpanContext, str | None] = (INVALID_SPAN_CONTEXT, None)
 
 
 def current_traceparent() -> str | None:
-    """``00-<32 hex>-<16 hex>-<2 hex>`` for the current span, or None outside a valid (sampled or not) span.
+    """``00-<32 hex>-<16 hex>-<2 hex>`` for the current span, or None outside a valid span (no span, or the
+    no-op provider's): a request that is not traced gets no ``traceparent`` key, never a string of zeros.
 
-    The propagator writes nothing for an invalid span context (no span, or the no-op provider's), so a request
-    that is not traced gets no ``traceparent`` key, never a string of zeros."""
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
-    return carrier.get("traceparent")
+    The same text as OpenTelemetry's W3C propagator writes (its ``format_trace_id`` / ``format_span_id``), built
+    once per span: every statement of a request asks again, from the same span."""
+    global _last
+    context = _current_span().get_span_context()
+    last_context, text = _last
+    if context is last_context:
+        return text
+    text = (
+        f"00-{format_trace_id(context.trace_id)}-{format_span_id(context.span_id)}-{context.trace_flags:02x}"
+        if context.is_valid
+        else None
+    )
+    _last = (context, text)
+    return text
