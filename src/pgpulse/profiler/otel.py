@@ -204,6 +204,10 @@ class OpenTelemetryExporter:
     Queries a background task runs after the response are therefore not on the span (it has ended)."""
 
     def __call__(self, record: Record) -> None:
+        span = trace.get_current_span()
+        recording = span.is_recording()
+        if not recording and not self._metrics:
+            return  # an unsampled request, or no tracing: nothing to write anywhere
         if record.closed:
             findings, unused_loads = record.findings, record.unused
         else:  # the findings as of the response: detection is a pure function of the record so far
@@ -211,9 +215,7 @@ class OpenTelemetryExporter:
             unused_loads = detect_unused(record)
         if self._metrics:
             self._record_metrics(record, findings, unused_loads)
-
-        span = trace.get_current_span()
-        if not span.is_recording():
+        if not recording:
             return
         span.set_attributes(
             {
