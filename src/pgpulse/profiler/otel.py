@@ -7,7 +7,8 @@ does when it wraps the whole app), so its server span is still current when the 
     app.add_middleware(PgPulseMiddleware, on_record=exporter)
     app = OpenTelemetryMiddleware(app, tracer_provider=provider)  # or FastAPIInstrumentor.instrument_app(...)
 
-What lands on the server span (only when it is recording: an unsampled request costs one context read):
+What lands on the server span (only when it is recording: with no meter provider, an unsampled request costs
+one context read):
 
 =====================================  ======  =====================================================
 attribute                              type    meaning
