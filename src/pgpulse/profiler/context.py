@@ -80,6 +80,7 @@ class QueryEvent:
     parameters: Any = None  # only kept when log_parameters is on
     site: Site | None = None  # only looked up for a shape that repeated
     error: str | None = None  # the exception class of a failed statement (timeout, error)
+    started: float = 0.0  # perf_counter() when it was sent: exporters place its span on the trace's time line
 
     @property
     def relationship(self) -> str | None:

@@ -17,6 +17,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -49,6 +50,7 @@ class ProfilerConfig:
     log_parameters: bool = False
     sqlcommenter: bool = False
     pool_name: str = "default"
+    traceparent: bool = False  # sqlcommenter's comment also carries the current span's W3C traceparent
 
 
 @dataclass
@@ -65,8 +67,24 @@ _installed: weakref.WeakKeyDictionary[Engine, _Installation] = weakref.WeakKeyDi
 MAX_LOCATED = 100
 
 
-def _comment(route: str) -> str:
-    return f" /*route='{quote(route, safe='')}'*/"
+@lru_cache(maxsize=256)  # a request's statements share one route and one traceparent: built once per request
+def _comment(route: str | None, traceparent: str | None) -> str:
+    """sqlcommenter's format: ``key='url-encoded value'`` pairs sorted by key, in one trailing comment."""
+    tags = []
+    if route:
+        tags.append(f"route='{quote(route, safe='')}'")
+    if traceparent:
+        tags.append(f"traceparent='{quote(traceparent, safe='')}'")
+    return f" /*{','.join(tags)}*/" if tags else ""
+
+
+def _no_traceparent() -> str | None:
+    return None
+
+
+# Replaced by pgpulse.profiler.traceparent.current_traceparent the first time an engine asks for it, so the
+# listeners of an app that never does import no OpenTelemetry.
+_traceparent: Callable[[], str | None] = _no_traceparent
 
 
 def _sync(engine: Engine | AsyncEngine) -> Engine:
@@ -86,6 +104,7 @@ def instrument(
     log_parameters: bool = False,
     sqlcommenter: bool = False,
     pool_name: str = "default",
+    sqlcommenter_traceparent: bool = False,
 ) -> ProfilerConfig:
     """Attach the profiler to ``engine`` (sync or async) and return its config. A second call on the same
     engine adds no listener; it updates the config in place (so the latest explicit settings win).
@@ -94,9 +113,18 @@ def instrument(
     ``pg_stat_statements.query`` show which endpoint sent it. PostgreSQL computes ``queryid`` without
     comments, so grouping by queryid is unchanged, but the text kept for a group is the first route's;
     and every distinct comment is a distinct prepared statement in asyncpg's cache. Off by default.
+
+    ``sqlcommenter_traceparent`` (with ``sqlcommenter``; needs ``pgpulse[otel]``) adds the W3C ``traceparent``
+    of the current OpenTelemetry span: ``/*route='…',traceparent='00-…-…-01'*/``, so pg_stat_activity and the
+    server log join to the trace. queryid still ignores it (one pg_stat_statements entry per shape), but the
+    text is new on every request: asyncpg prepares each statement again (one more round trip per statement).
     """
     if threshold < 2:
         raise ValueError(f"threshold must be at least 2 (a statement that runs once is no N+1), not {threshold}")
+    if sqlcommenter_traceparent:
+        if not sqlcommenter:
+            raise ValueError("sqlcommenter_traceparent=True adds to sqlcommenter's comment: pass sqlcommenter=True too")
+        _load_traceparent()
     sync_engine = _sync(engine)
     with _lock:
         installation = _installed.get(sync_engine)
@@ -104,12 +132,28 @@ def instrument(
             config = installation.config
             config.threshold, config.slow_query_ms, config.log_parameters = threshold, slow_query_ms, log_parameters
             config.sqlcommenter, config.pool_name = sqlcommenter, pool_name
+            config.traceparent = sqlcommenter_traceparent
             return config
-        config = ProfilerConfig(threshold, slow_query_ms, log_parameters, sqlcommenter, pool_name)
+        config = ProfilerConfig(
+            threshold, slow_query_ms, log_parameters, sqlcommenter, pool_name, sqlcommenter_traceparent
+        )
         installation = _Installation(config)
         _install(sync_engine, installation)
         _installed[sync_engine] = installation
         return config
+
+
+def _load_traceparent() -> None:
+    global _traceparent
+    from pgpulse.profiler.traceparent import current_traceparent  # raises MissingExtraError without [otel]
+
+    _traceparent = current_traceparent
+
+
+def instrumented_engines() -> list[Engine]:
+    """The (sync) engines ``instrument`` is attached to now."""
+    with _lock:
+        return list(_installed.keys())
 
 
 def uninstrument(engine: Engine | AsyncEngine) -> bool:
@@ -150,8 +194,9 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
         if config.sqlcommenter:
             record = current()
             route = record.route_name() if record is not None and not record.closed else None
-            if route:
-                return statement + _comment(route), parameters
+            comment = _comment(route, _traceparent() if config.traceparent else None)
+            if comment:
+                return statement + comment, parameters
         return statement, parameters
 
     def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
@@ -194,7 +239,17 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
                     use.statement, use.fingerprint = original, fp
                     use.rows, use.site = use.rows + max(rows, 0), eager_site
         record.queries.append(
-            QueryEvent(fp, original, duration_ms, rows, load, parameters if config.log_parameters else None, site)
+            QueryEvent(
+                fp,
+                original,
+                duration_ms,
+                rows,
+                load,
+                parameters if config.log_parameters else None,
+                site,
+                None,
+                started,
+            )
         )
         record.db_ms += duration_ms
 
@@ -220,7 +275,8 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
         if record is None or record.closed or not statement:
             return
         load = getattr(context, "execution_options", _NO_OPTIONS).get(_LOAD) if context is not None else None
-        record.queries.append(QueryEvent(fingerprint(statement), statement, duration_ms, -1, load, None, None, error))
+        failed = QueryEvent(fingerprint(statement), statement, duration_ms, -1, load, None, None, error, started or 0.0)
+        record.queries.append(failed)
         record.db_ms += duration_ms
 
     listen(sync_engine, "before_cursor_execute", before, retval=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pgpulse.profiler.context import Record, close_record, open_record
-from pgpulse.profiler.reporting import RecordHook, as_hooks, report
+from pgpulse.profiler.reporting import RecordHook, as_hooks, call_hooks, report, runs_at_response_end
 from pgpulse.profiler.routes import public_path
 from pgpulse.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,7 +34,9 @@ class PgPulseMiddleware:
         self.threshold = threshold
         self.server_timing = server_timing
         self.log_findings = log_findings
-        self.hooks = as_hooks(on_record)
+        hooks = as_hooks(on_record)
+        self.hooks = tuple(hook for hook in hooks if not runs_at_response_end(hook))
+        self.response_hooks = tuple(hook for hook in hooks if runs_at_response_end(hook))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,17 +44,23 @@ class PgPulseMiddleware:
             return
         record = Record(threshold=self.threshold, method=scope.get("method"), scope=scope, path=public_path(scope))
         token = open_record(record)
-        send_with_timing = send
-        if self.server_timing:
+        wrapped_send = send
+        pending = self.response_hooks  # called before the last body message, or at close if none is sent
+        if self.server_timing or pending:
 
-            async def send_with_timing(message: Message) -> None:
-                if message["type"] == "http.response.start":
+            async def wrapped_send(message: Message) -> None:
+                nonlocal pending
+                kind = message["type"]
+                if kind == "http.response.start" and self.server_timing:
                     timing = f'db;dur={record.db_ms:.1f};desc="{record.query_count} queries"'
                     message["headers"] = [*message.get("headers", ()), (b"server-timing", timing.encode("latin-1"))]
+                elif pending and kind == "http.response.body" and not message.get("more_body", False):
+                    hooks, pending = pending, ()
+                    call_hooks(record, hooks)
                 await send(message)
 
         try:
-            await self.app(scope, receive, send_with_timing)
+            await self.app(scope, receive, wrapped_send)
         finally:
             close_record(record, token)
-            report(record, log_findings=self.log_findings, hooks=self.hooks)
+            report(record, log_findings=self.log_findings, hooks=(*pending, *self.hooks))

@@ -21,8 +21,17 @@ from pgpulse.profiler.routes import UNMATCHED
 log = structlog.get_logger("pgpulse.profiler")
 
 RecordHook = Callable[[Record], None]
-"""Called once per closed request record, after the findings are detected, inside the request's context
-(an OpenTelemetry server span opened around the middleware is still the current span)."""
+"""Called once per closed request record, after the findings are detected, inside the request's context.
+
+A hook with a true ``at_response_end`` attribute (the OpenTelemetry exporter) is called earlier instead: with
+the still-open record, just before the response's last body message goes out. OpenTelemetry's ASGI middleware
+ends its server span as that message passes, before the app call returns and the record closes; a hook that
+writes onto the span must run before that. If no response body is sent (the app raised, the client left), it
+is called with the closed record like the others."""
+
+
+def runs_at_response_end(hook: RecordHook) -> bool:
+    return bool(getattr(hook, "at_response_end", False))
 
 
 def as_hooks(on_record: RecordHook | Sequence[RecordHook] | None) -> tuple[RecordHook, ...]:
@@ -75,8 +84,14 @@ def report(record: Record, *, log_findings: bool, hooks: Sequence[RecordHook] = 
                 statement=unused.statement,
                 fix=unused.fix,
             )
+    call_hooks(record, hooks)
+
+
+def call_hooks(record: Record, hooks: Sequence[RecordHook]) -> None:
+    """Each hook in turn; one that raises is logged and the next still runs."""
     for hook in hooks:
         try:
             hook(record)
         except Exception as exc:  # an exporter's failure must never fail the request
-            log.error("on_record_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), error=type(exc).__name__)
+            name = getattr(hook, "__qualname__", None) or type(hook).__qualname__
+            log.error("on_record_hook_failed", hook=name, error=type(exc).__name__)
