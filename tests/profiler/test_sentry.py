@@ -132,7 +132,7 @@ async def test_the_transaction_carries_the_query_count_and_each_n_plus_one_as_a_
         span["description"]
         == f"N+1: lazy load of Post.comments (on objects loaded by User.posts) ran 50 times at {where}"
     )
-    assert span["parent_span_id"] == first["contexts"]["trace"]["span_id"]
+    assert span["parent_span_id"] == first["contexts"]["trace"]["span_id"]  # a top-level row of the transaction
     found = span["data"]
     assert found["pgpulse.relationship"] == "Post.comments" and found["pgpulse.loaded_via"] == "User.posts"
     assert found["pgpulse.count"] == 50 and found["pgpulse.kind"] == "lazy_load"

@@ -19,7 +19,7 @@ Per request (the transaction Sentry's ASGI integration opened around the app, st
   fix, and the line as Sentry's own ``code.filepath`` / ``code.lineno`` / ``code.function`` keys (the keys its
   SQLAlchemy integration uses for a query's source). A child span rather than more transaction data: one
   request can have several findings, and transaction data is one flat key-value list, while each span is its
-  own row in the trace waterfall with its own attributes panel, right beside the repeated ``db`` spans. Its
+  own top-level row in the trace waterfall with its own attributes panel, beside the repeated ``db`` spans. Its
   length is the time the repeated queries took, ending when the request's record closed (the profiler keeps
   each query's duration, not its start). Its op does not start with ``db``, so Sentry's detectors never count
   it as a query;
@@ -143,12 +143,14 @@ def _annotate(span: Any, record: Record) -> None:
             break
         tag = f"{tag},{name}" if tag else name
     transaction.set_tag("pgpulse.n_plus_one", tag)
-    if not getattr(span, "sampled", False):
+    if not getattr(transaction, "sampled", False):
         return  # an unsampled transaction records no span: do not build any
     ended = record.ended if record.ended is not None else time.perf_counter()
     end = time.time() - (time.perf_counter() - ended)  # the record's end on the wall clock Sentry's spans use
     for finding in record.findings:
-        child = span.start_child(
+        # On the transaction itself, not the current span (a middleware span where Sentry makes those): a
+        # top-level row of the waterfall whatever the SDK's middleware_spans setting.
+        child = transaction.start_child(
             op=SPAN_OP,
             name=finding.describe().split("\n", 1)[0],
             origin="auto.db.pgpulse",
