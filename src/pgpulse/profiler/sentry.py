@@ -45,7 +45,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pgpulse.extras import require_extra
 
@@ -93,21 +93,23 @@ class SentryExporter:
     def __call__(self, record: Record) -> None:
         if not sentry_sdk.get_client().is_active():
             return
+        # Each finding described once: its span, breadcrumb and event share the text and the data.
+        findings = [_Described(f, f.describe(), _data(f)) for f in record.findings]
         span = sentry_sdk.get_current_span()
         if span is not None:
-            _annotate(span, record)
-        for finding in record.findings:
+            _annotate(span, record, findings)
+        for found in findings:
             sentry_sdk.add_breadcrumb(
-                category="pgpulse", type="default", level="warning", message=finding.describe(), data=_data(finding)
+                category="pgpulse", type="default", level="warning", message=found.text, data=found.data
             )
         for unused in record.unused:
             sentry_sdk.add_breadcrumb(
                 category="pgpulse", type="default", level="warning", message=unused.describe(), data=_unused(unused)
             )
         if self.events:
-            for finding in record.findings:
-                if self._admit(finding.fingerprint):
-                    sentry_sdk.capture_event(_event(finding))
+            for found in findings:
+                if self._admit(found.finding.fingerprint):
+                    sentry_sdk.capture_event(_event(found))
 
     def _admit(self, fingerprint: str) -> bool:
         """True (and the fingerprint remembered) for a fingerprint not sent yet, while the bucket has a token."""
@@ -128,7 +130,13 @@ class SentryExporter:
             return True
 
 
-def _annotate(span: Any, record: Record) -> None:
+class _Described(NamedTuple):
+    finding: NPlusOne
+    text: str  # NPlusOne.describe(): the first line names the span, the whole is the breadcrumb and the event
+    data: dict[str, Any]
+
+
+def _annotate(span: Any, record: Record, findings: list[_Described]) -> None:
     transaction = getattr(span, "containing_transaction", None) or span
     transaction.set_data("pgpulse.query_count", record.query_count)
     transaction.set_data("pgpulse.db_ms", round(record.db_ms, 3))
@@ -147,16 +155,16 @@ def _annotate(span: Any, record: Record) -> None:
         return  # an unsampled transaction records no span: do not build any
     ended = record.ended if record.ended is not None else time.perf_counter()
     end = time.time() - (time.perf_counter() - ended)  # the record's end on the wall clock Sentry's spans use
-    for finding in record.findings:
+    for found in findings:
         # On the transaction itself, not the current span (a middleware span where Sentry makes those): a
         # top-level row of the waterfall whatever the SDK's middleware_spans setting.
         child = transaction.start_child(
             op=SPAN_OP,
-            name=finding.describe().split("\n", 1)[0],
+            name=found.text.split("\n", 1)[0],
             origin="auto.db.pgpulse",
-            start_timestamp=end - finding.total_ms / 1000.0,
+            start_timestamp=end - found.finding.total_ms / 1000.0,
         )
-        for key, value in _data(finding).items():
+        for key, value in found.data.items():
             child.set_data(key, value)
         child.finish(end_timestamp=end)
 
@@ -194,13 +202,14 @@ def _unused(unused: UnusedEagerLoad) -> dict[str, Any]:
     }
 
 
-def _event(finding: NPlusOne) -> Event:
+def _event(found: _Described) -> Event:
     """A warning event for a new N+1; Sentry adds the transaction name, trace and breadcrumbs from the scope."""
+    finding = found.finding
     return {
         "level": "warning",
         "logger": "pgpulse.profiler",
-        "message": finding.describe(),
+        "message": found.text,
         "fingerprint": ["pgpulse.n_plus_one", finding.fingerprint],
         "tags": {"pgpulse.relationship": finding.relationship or "repeated_query"},
-        "contexts": {"pgpulse": _data(finding)},
+        "contexts": {"pgpulse": dict(found.data)},
     }
