@@ -7,8 +7,9 @@ workers, not wall time a shared machine stretches), in interleaved rounds so dri
   the selectin feed: 3 queries, no finding) inside a real, sampled Sentry transaction, minus a no-op hook
   given the same record and transaction; with Sentry not initialised, too (the no-op path);
 * the whole request through CitizenApp in this process (httpx's ASGI transport, Sentry's FastAPI and
-  SQLAlchemy integrations opening the transaction and the ``db`` spans), one app without and one with the
-  exporter: what a user sees when they turn it on, Sentry's own tracing being already on in both.
+  SQLAlchemy integrations opening the transaction and the ``db`` spans): Sentry off, Sentry's own tracing,
+  and Sentry's tracing with the exporter — what a user sees when they turn it on, next to what Sentry's own
+  per-query spans cost.
 
 The exporter adds nothing to the per-query listeners (it runs once per request, when the record closes); its
 per-query figure is the per-request cost spread over the request's queries.
@@ -130,39 +131,46 @@ def inactive_cost(records: dict[str, Record], calls: int) -> float:
 
 
 async def request_cost(url: str, uid: int, rounds: int, requests: int) -> dict[str, Any]:
-    """CPU ms per whole request, Sentry tracing on in both apps, the exporter in one."""
-    apps = {
-        "profiler on": create_app(url, Settings()),
-        "profiler on + SentryExporter": create_app(url, Settings(), on_record=SentryExporter()),
+    """CPU ms per whole request: Sentry off (its client unbound, so its integrations pass straight through),
+    Sentry's own tracing, and Sentry's tracing + the exporter — the last two differ by the exporter only."""
+    client = sentry_sdk.get_client()
+    plain, exporting = create_app(url, Settings()), create_app(url, Settings(), on_record=SentryExporter())
+    variants = {
+        "profiler on, Sentry off": (plain, None),
+        "profiler on, Sentry tracing": (plain, client),
+        "profiler on, Sentry tracing + SentryExporter": (exporting, client),
     }
     out: dict[str, Any] = {}
     for strategy in ("lazy", "selectin"):
         path = f"/users/{uid}/posts?strategy={strategy}"
-        samples: dict[str, list[float]] = {name: [] for name in apps}
-        clients = {
-            name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
-            for name, app in apps.items()
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        http = {
+            app: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
+            for app in (plain, exporting)
         }
-        for client in clients.values():
+        for app, sentry_client in variants.values():
+            sentry_sdk.get_global_scope().set_client(sentry_client)
             for _ in range(3):  # warm-up: pool connections, prepared statements, code paths
-                (await client.get(path)).raise_for_status()
+                (await http[app].get(path)).raise_for_status()
         for _ in range(rounds):
-            for name, client in clients.items():
+            for name, (app, sentry_client) in variants.items():
+                sentry_sdk.get_global_scope().set_client(sentry_client)
                 began = time.process_time()
                 for _ in range(requests):
-                    (await client.get(path)).raise_for_status()
+                    (await http[app].get(path)).raise_for_status()
                 samples[name].append((time.process_time() - began) / requests * 1e3)
-        for client in clients.values():
-            await client.aclose()
-        on, both = (statistics.median(samples[name]) for name in apps)
+        for session in http.values():
+            await session.aclose()
+        tracing, exporter = (statistics.median(samples[name]) for name in list(variants)[1:])
         out[strategy] = {
             **{
                 name: {"cpu_ms_per_request": round(statistics.median(v), 3), "rounds_ms": [round(x, 3) for x in v]}
                 for name, v in samples.items()
             },
-            "added_ms_per_request": round(both - on, 3),
+            "exporter_added_ms_per_request": round(exporter - tracing, 3),
         }
-    for app in apps.values():
+    sentry_sdk.get_global_scope().set_client(client)
+    for app in (plain, exporting):
         await app.state.engine.dispose()
     return out
 
@@ -177,7 +185,7 @@ async def measure(url: str, rounds: int) -> dict[str, Any]:
         _init_sentry()
         try:
             result["hook"] = hook_cost(records, rounds, 2_000)
-            result["request"] = await request_cost(data.url, uid, rounds, 20)
+            result["request"] = await request_cost(data.url, uid, rounds, 10)
         finally:
             sentry_sdk.get_client().close()
         return result
@@ -197,7 +205,7 @@ def _print(result: dict[str, Any]) -> None:
             )
     for strategy, r in result["request"].items():
         cells = ", ".join(f"{name} {v['cpu_ms_per_request']} ms" for name, v in r.items() if isinstance(v, dict))
-        print(f"whole request, {strategy}: {cells}; added {r['added_ms_per_request']} ms per request")
+        print(f"whole request, {strategy}: {cells}; the exporter added {r['exporter_added_ms_per_request']} ms")
 
 
 def main() -> None:

@@ -19,10 +19,12 @@ Per request (the transaction Sentry's ASGI integration opened around the app, st
   fix, and the line as Sentry's own ``code.filepath`` / ``code.lineno`` / ``code.function`` keys (the keys its
   SQLAlchemy integration uses for a query's source). A child span rather than more transaction data: one
   request can have several findings, and transaction data is one flat key-value list, while each span is its
-  own top-level row in the trace waterfall with its own attributes panel, beside the repeated ``db`` spans. Its
-  length is the time the repeated queries took, ending when the request's record closed (the profiler keeps
-  each query's duration, not its start). Its op does not start with ``db``, so Sentry's detectors never count
-  it as a query;
+  own top-level row in the trace waterfall with its own attributes panel, beside the repeated ``db`` spans. It
+  is a zero-length mark at the moment the request's record closed, after the last query (its cost is in
+  ``pgpulse.duration_ms``): Sentry's N+1 detector walks a transaction's spans in order and a non-``db`` span
+  in the middle of the repeated ones ends the run it is counting (``NPlusOneDBSpanDetector.visit_span``), so a
+  span drawn over the repeated queries would hide Sentry's own issue. Its op does not start with ``db``, so
+  no detector counts it as a query;
 * per finding (N+1 and unused eager load) a breadcrumb, category ``pgpulse``, level warning: Sentry attaches
   breadcrumbs to the *events* captured afterwards in the request's scope (an exception in a background task
   that outlives the response, the opt-in event below), never to transactions.
@@ -162,7 +164,7 @@ def _annotate(span: Any, record: Record, findings: list[_Described]) -> None:
             op=SPAN_OP,
             name=found.text.split("\n", 1)[0],
             origin="auto.db.pgpulse",
-            start_timestamp=end - found.finding.total_ms / 1000.0,
+            start_timestamp=end,
         )
         for key, value in found.data.items():
             child.set_data(key, value)
