@@ -17,12 +17,15 @@ import httpx
 import pytest
 import sentry_sdk
 from fastapi import Request
+from sentry_sdk import integrations as sentry_integrations
 from sentry_sdk.envelope import Envelope
+from sentry_sdk.integrations import sqlalchemy as sentry_sqlalchemy
 from sentry_sdk.integrations.fastapi import FastApiIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 from sentry_sdk.integrations.starlette import StarletteIntegration
 from sentry_sdk.transport import Transport
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
 
 import pgpulse.citizenapp.loading
 from pgpulse.citizenapp.app import create_app
@@ -64,6 +67,21 @@ def _reset_scopes() -> None:
     sentry_sdk.get_global_scope().set_client(None)
 
 
+def _remove_sentry_sqlalchemy_listeners() -> None:
+    """Sentry's SQLAlchemy integration listens on the ``Engine`` class once per process and has no teardown;
+    other test files count an engine's listeners (test_lifecycle), so take them off and let the next init
+    install them again."""
+    for name, fn in (
+        ("before_cursor_execute", sentry_sqlalchemy._before_cursor_execute),
+        ("after_cursor_execute", sentry_sqlalchemy._after_cursor_execute),
+        ("handle_error", sentry_sqlalchemy._handle_error),
+    ):
+        if event.contains(Engine, name, fn):
+            event.remove(Engine, name, fn)
+    sentry_integrations._installed_integrations.discard(SqlalchemyIntegration.identifier)
+    sentry_integrations._processed_integrations.discard(SqlalchemyIntegration.identifier)
+
+
 @pytest.fixture
 def sentry() -> Iterator[MemoryTransport]:
     """A real client, as an app would init it (tracing on), closed and unbound after the test so no other test
@@ -81,6 +99,7 @@ def sentry() -> Iterator[MemoryTransport]:
     finally:
         sentry_sdk.get_client().close()
         _reset_scopes()
+        _remove_sentry_sqlalchemy_listeners()
 
 
 async def _requests(app: Any, *calls: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
@@ -169,6 +188,8 @@ async def test_one_event_per_new_fingerprint_grouped_by_pgpulses_fingerprint(db:
         assert response.status_code == 200
     sentry_sdk.flush()
     assert len(sentry.items("transaction")) == 2  # both requests annotated ...
+    # (Sentry's own db spans are back after the previous test's teardown took its listeners off)
+    assert sum(s["op"] == "db" for s in sentry.items("transaction")[1]["spans"]) == 52
     [event] = sentry.items("event")  # ... one event: the second request's finding was seen already
     spans = [s for s in sentry.items("transaction")[0]["spans"] if s["op"] == SPAN_OP]
     fingerprint = spans[0]["data"]["pgpulse.fingerprint"]
