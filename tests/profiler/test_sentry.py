@@ -26,6 +26,7 @@ from sentry_sdk.integrations.starlette import StarletteIntegration
 from sentry_sdk.transport import Transport
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload
 
 import pgpulse.citizenapp.loading
 from pgpulse.citizenapp.app import create_app
@@ -307,3 +308,21 @@ def test_without_sentry_sdk_the_import_says_which_extra(monkeypatch: pytest.Monk
     with pytest.raises(MissingExtraError) as excinfo:
         importlib.import_module("pgpulse.profiler.sentry")
     assert str(excinfo.value) == "pgpulse.profiler.sentry needs the sentry extra: pip install 'pgpulse[sentry]'"
+
+
+def test_an_unused_eager_load_is_counted_and_left_as_a_breadcrumb(db: Any, sentry: MemoryTransport) -> None:
+    with profile() as record, Session(db.sync_engine) as session:
+        stmt = select(User).where(User.id == db.seeded.showcase_user_id).options(selectinload(User.posts))
+        session.scalars(stmt).one()  # the 50 posts are loaded and never read
+    with sentry_sdk.start_transaction(name="nightly-job", op="task"):
+        SentryExporter()(record)
+        sentry_sdk.capture_message("the job failed later")  # an event of the same scope carries the breadcrumb
+    sentry_sdk.flush()
+    [transaction] = sentry.items("transaction")
+    data = transaction["contexts"]["trace"]["data"]
+    assert data["pgpulse.unused_eager_load_count"] == 1 and data["pgpulse.n_plus_one_count"] == 0
+    assert "pgpulse.n_plus_one" not in transaction.get("tags", {})
+    [event] = sentry.items("event")
+    [crumb] = [c for c in event["breadcrumbs"]["values"] if c["category"] == "pgpulse"]
+    assert crumb["data"]["pgpulse.option"] == "selectinload(User.posts)"
+    assert crumb["data"]["pgpulse.kind"] == "unused_eager_load" and crumb["level"] == "warning"
