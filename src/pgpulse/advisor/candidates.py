@@ -64,6 +64,9 @@ class Candidate:
     where: str | None = None  # a partial index's predicate, as SQL rendered by pglast (``status = 'failed'``)
     include: tuple[str, ...] = ()  # non-key columns stored in the index, for an index-only scan
     method: str = "btree"  # "gin" for containment and full text (HypoPG cannot cost those: see advise)
+    # Its trailing keys are a query's ORDER BY: the scan returns the rows sorted and LIMIT stops early, which
+    # keeps the plan cheap for a hot key too — more than one representative value's cost shows (see selection).
+    ordered: bool = field(compare=False, default=False)
 
     @property
     def name(self) -> str:
@@ -387,12 +390,18 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
     plan_order = plan.order if sortable else []
     joins = keyable(plan.joins)
 
-    def offer(columns: list[IndexColumn], reason: str, free: int = len(equality), where: str | None = None) -> None:
+    def offer(
+        columns: list[IndexColumn],
+        reason: str,
+        free: int = len(equality),
+        where: str | None = None,
+        ordered: bool = False,
+    ) -> None:
         columns = columns[:MAX_KEY_COLUMNS]
         if not columns:
             return
         key = f"{info.schema}.{info.name}"
-        candidate = Candidate(info, key, tuple(columns), min(free, len(columns)), reason, where)
+        candidate = Candidate(info, key, tuple(columns), min(free, len(columns)), reason, where, ordered=ordered)
         if candidate not in found:
             found.append(candidate)
 
@@ -415,6 +424,7 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
             f"{column} = {value!r} is rare (~{share:.1%} of the rows): a partial index holds only those rows",
             len(rest),
             where,
+            ordered=bool(tail),
         )
     order = [o for o in plan_order if o.column not in equality]
     if order and not in_list:
@@ -428,6 +438,7 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
             (f"equality on {eq_words}, then " if equality else "")
             + f"ORDER BY {sort_words}: one index scan returns the rows already sorted"
             + (", and LIMIT stops after the first ones" if plan_order else ""),
+            ordered=True,
         )
     in_words = f"IN list on {', '.join(in_list)}, then " if in_list else ""
     for column in ranges:
@@ -474,6 +485,7 @@ def candidates_for(plan: TablePlan) -> list[Candidate]:
                 f"join on {column}, then ORDER BY {', '.join(o.column for o in sort)}: each lookup returns its "
                 "rows already sorted, and LIMIT stops after the first ones",
                 1 + len(others),
+                ordered=True,
             )
         offer(
             [IndexColumn(column)] + [IndexColumn(c) for c in others],

@@ -300,14 +300,22 @@ def _choose(
     Savings are weighted costs, so "the plans cost within 10%" reads: the narrower option's net saving is short
     of the best's by at most a tenth of what the best leaves to pay (the affected queries' weighted cost after
     it). Without it a third key column that trims 0.1% off the plan (``amount > 0``, which filters nothing)
-    would win over the two columns that do the work — and which one won would depend on ANALYZE's sample."""
+    would win over the two columns that do the work — and which one won would depend on ANALYZE's sample.
+
+    An index whose trailing keys serve an ORDER BY is not traded for one without them: the sort it saves is
+    cheap for the representative value the plan was costed with, and costly for a hot key."""
     eligible = [o for o in pool if gains[o][0] > floor]
     if not eligible:
         return None
-    top = max(eligible, key=lambda o: gains[o][0])
+    top = max(eligible, key=lambda o: (gains[o][0], -_width(o)))
     after = gains[top][3]
     left = sum(w.total_ms * after[w.key] / w.before for w in affected[top] if w.before > 0)
-    near = [o for o in eligible if gains[o][0] >= gains[top][0] - NARROWER_WITHIN * left]
+    ordered = any(c.ordered for c in top)
+    near = [
+        o
+        for o in eligible
+        if gains[o][0] >= gains[top][0] - NARROWER_WITHIN * left and (not ordered or any(c.ordered for c in o))
+    ]
     return min(near, key=lambda o: (_width(o), -gains[o][0], pool.index(o)))
 
 
