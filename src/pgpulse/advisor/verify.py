@@ -39,6 +39,7 @@ from pglast import ast
 
 from pgpulse.advisor.candidates import Candidate, Resolution
 from pgpulse.advisor.catalog import ColumnStats, create_index_sql
+from pgpulse.errors import UserError
 from pgpulse.errors import one_line as _one_line
 from pgpulse.sql import quote_qualified
 from pgpulse.sql.guard import (
@@ -104,7 +105,7 @@ async def _quiet_auto_explain(conn: asyncpg.Connection, log: Callable[[str], Non
         log(f"auto_explain is active in this session and cannot be turned off ({_one_line(exc)})")
 
 
-class VerifyError(RuntimeError):
+class VerifyError(UserError, RuntimeError):
     """Candidates cannot be verified on this database; the message says what to enable."""
 
 

@@ -13,6 +13,7 @@ from typing import TextIO
 
 import asyncpg
 
+from pgpulse.errors import UserError
 from pgpulse.logs import read_logs, summarize
 from pgpulse.sql import fingerprint, split_statements
 
@@ -46,7 +47,7 @@ HIDDEN = "<insufficient privilege>"  # what pg_stat_statements shows for other r
 HIDDEN_MARGIN = 50
 
 
-class WorkloadError(RuntimeError):
+class WorkloadError(UserError, RuntimeError):
     """The workload cannot be read; the message says what to do instead."""
 
 

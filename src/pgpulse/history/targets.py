@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgpulse.db.urls import async_url
+from pgpulse.errors import UserError
 from pgpulse.sql import redact_url
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COMMENT = re.compile(r"\s+#.*$")  # after whitespace only: a '#' inside a URL stays
 
 
-class TargetsError(ValueError):
+class TargetsError(UserError, ValueError):
     """A target or targets file that cannot be used; the message says where and why."""
 
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from pgpulse.errors import UserError
 from pgpulse.sql.redact import is_plan_parameter_line
 
 LINE_CHUNK = 64 * 1024  # characters of one physical line read at a time
@@ -95,7 +96,7 @@ _XML_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&apos;"
 _CSV_COLUMNS = 14  # csvlog rows have 22-26 columns; the message is the 14th
 
 
-class LogReadError(OSError):
+class LogReadError(UserError, OSError):
     """A log file cannot be read (missing, a directory, not a file, corrupt compression); ``str()`` is one line
     that says which file and what to do."""
 

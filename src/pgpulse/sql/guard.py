@@ -20,8 +20,10 @@ from typing import Any
 
 from pglast import ast, parser
 
+from pgpulse.errors import UserError
 
-class UnsafeStatementError(ValueError):
+
+class UnsafeStatementError(UserError, ValueError):
     """The text is not exactly one statement of an allowed kind; ``str()`` says what it is instead."""
 
 

@@ -25,6 +25,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pgpulse.cli.errors import fail
+from pgpulse.cli.target import Target, resolve_or_fail
 from pgpulse.db.demo_database import (
     DemoDatabase,
     demo_url,
@@ -33,9 +35,8 @@ from pgpulse.db.demo_database import (
     record_seeded,
     require_marker,
 )
-from pgpulse.db.resolve import Target, resolve_or_fail
 from pgpulse.db.urls import DatabaseURLError, redact
-from pgpulse.errors import UserError, fail
+from pgpulse.errors import UserError, one_line
 from pgpulse.extras import require_extra
 
 console = Console(highlight=False, soft_wrap=True)
@@ -161,18 +162,10 @@ def _cannot(action: str, url: str, exc: BaseException) -> NoReturn:
     """One line for any failure at the command's edge: a demo must never end in a traceback."""
     if isinstance(exc, UserError):
         fail(str(exc))
-    lines = str(exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
+    reason = one_line(exc)
     if not isinstance(exc, (OSError, asyncpg.PostgresError, DatabaseURLError)):
         reason = f"{type(exc).__name__}: {reason}"
     fail(f"cannot {action} {redact(url)}: {reason}")
-
-
-def _require_demo_extra(command: str) -> None:
-    try:
-        require_extra("demo", command)
-    except UserError as exc:
-        fail(str(exc))
 
 
 def demo(
@@ -194,7 +187,7 @@ def demo(
     ),
 ) -> None:
     """Start PostgreSQL (embedded unless DATABASE_URL), migrate, seed once, and serve CitizenApp."""
-    _require_demo_extra("pgpulse demo")
+    require_extra("demo", "pgpulse demo")  # MissingExtraError: one line through cli.errors
     host = "127.0.0.1"
     if not no_serve and not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one, or --no-serve")
@@ -244,7 +237,7 @@ def serve(
 ) -> None:
     """Serve CitizenApp on the demo database (DATABASE_URL or the embedded demo cluster); it must carry the
     demo marker, since CitizenApp writes to users, posts and comments."""
-    _require_demo_extra("pgpulse serve")
+    require_extra("demo", "pgpulse serve")
     if not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one")
     target = _open_target(database_url, keep_running=False)

@@ -18,15 +18,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgpulse.errors import EXIT_FINDINGS, fail
+from pgpulse.cli.errors import EXIT_FINDINGS, fail
 from pgpulse.formats import Format, emit
 from pgpulse.sql import redact_text
 
 if TYPE_CHECKING:
-    from pgpulse.history.diff import DiffReport, Thresholds
-    from pgpulse.history.retention import Policy
+    from pgpulse.history.diff import DiffReport
     from pgpulse.history.store import Recorded
-    from pgpulse.history.targets import HistoryTarget
 
 T = TypeVar("T")
 
@@ -86,25 +84,6 @@ def _describe(recorded: Recorded) -> str:
     )
 
 
-async def snapshot_once(target: HistoryTarget, store_url: str, policy: Policy | None = None) -> Recorded:
-    """Read one snapshot of ``target`` and record it (migrating a new store first); optionally apply retention."""
-    from pgpulse.history.retention import apply_retention
-    from pgpulse.history.snapshot import read_snapshot
-    from pgpulse.history.store import open_store
-
-    snap = await read_snapshot(target.url)
-    store = await open_store(store_url)
-    try:
-        recorded = await store.record(target.name, snap)
-        if policy is not None:
-            target_id = await store.target_id(target.name)
-            assert target_id is not None
-            await apply_retention(store.conn, target_id, policy)
-    finally:
-        await store.close()
-    return recorded
-
-
 @history_app.command()
 def migrate(store: str | None = STORE_OPTION) -> None:
     """Create or upgrade the store's schema (pgpulse_history) with the migrations pgpulse ships."""
@@ -131,7 +110,8 @@ def snapshot(
     ),
 ) -> None:
     """Take one snapshot of a database's statistics (read-only) and record it in the store."""
-    from pgpulse.db.resolve import resolve_or_fail
+    from pgpulse.cli.target import resolve_or_fail
+    from pgpulse.history.collect import snapshot_once
     from pgpulse.history.targets import HistoryTarget, default_name
 
     resolved = resolve_or_fail(database_url)
@@ -158,6 +138,7 @@ def collect(
     store_in_target: bool = typer.Option(False, "--store-in-target", help="Allow the store to be the target."),
 ) -> None:
     """Snapshot one or many targets on a schedule, applying retention after each round (Ctrl-C stops cleanly)."""
+    from pgpulse.history.collect import snapshot_once
     from pgpulse.history.retention import Policy, PolicyError, parse_duration
     from pgpulse.history.targets import HistoryTarget, TargetsError, default_name, read_targets_file
 
@@ -169,7 +150,7 @@ def collect(
                 fail("give either a database URL or --targets FILE, not both")
             chosen = read_targets_file(targets)
         else:
-            from pgpulse.db.resolve import resolve_or_fail
+            from pgpulse.cli.target import resolve_or_fail
 
             resolved = resolve_or_fail(database_url, keep_running=True)
             chosen = [HistoryTarget(name or default_name(resolved.url), resolved.url)]
@@ -244,8 +225,8 @@ def _parse_time(text: str) -> datetime:
 
 def _windows(
     since: str | None, between: tuple[str, str] | None, baseline: str | None, baseline_window: str | None
-) -> tuple[str, datetime | None, datetime, timedelta | None]:
-    """(mode, split or None when a mark gives it, end, baseline length); exactly one mode must be given."""
+) -> tuple[datetime | None, datetime, timedelta | None]:
+    """(split or None when a mark gives it, end, baseline length); exactly one way must be given."""
     from pgpulse.history.retention import parse_duration
 
     chosen = [m for m, v in (("--since", since), ("--between", between), ("--baseline", baseline)) if v]
@@ -255,15 +236,15 @@ def _windows(
         length = parse_duration(baseline_window) if baseline_window else None
         now = datetime.now(UTC)
         if since:
-            return "since", now - parse_duration(since), now, length
+            return now - parse_duration(since), now, length
     except ValueError as exc:
         fail(str(exc))
     if between:
         start, end = _parse_time(between[0]), _parse_time(between[1])
         if end <= start:
             fail("--between T1 T2 needs T1 before T2")
-        return "between", start, end, length
-    return "baseline", None, now, length
+        return start, end, length
+    return None, now, length
 
 
 @history_app.command()
@@ -286,10 +267,10 @@ def diff(
     dead_pct: float = typer.Option(20.0, min=0.0, help="…and are at least this share of the table (%)."),
 ) -> None:
     """Regressions between a baseline window and the current one; exit 1 when any is found (for CI/CD)."""
-    from pgpulse.history.diff import Thresholds
+    from pgpulse.history.diff import Thresholds, diff_in_store
 
     url = _require_store(store)
-    mode, split, end, length = _windows(since, between, baseline, baseline_window)
+    split, end, length = _windows(since, between, baseline, baseline_window)
     thresholds = Thresholds(
         slower_ratio=slower_ratio,
         min_calls=min_calls,
@@ -299,7 +280,7 @@ def diff(
         dead_min=dead_min,
         dead_share=dead_pct / 100,
     )
-    report: DiffReport = _run(_diff(url, target, mode, baseline, split, end, length, thresholds))
+    report: DiffReport = _run(diff_in_store(url, target, end, thresholds, split=split, mark=baseline, length=length))
     emit(
         format,
         lambda: _render("json", report),
@@ -307,35 +288,6 @@ def diff(
         lambda console: _render_table(report, console),
     )
     raise typer.Exit(EXIT_FINDINGS if report.regressions else 0)
-
-
-async def _diff(
-    url: str,
-    target: str | None,
-    mode: str,
-    mark_name: str | None,
-    split: datetime | None,
-    end: datetime,
-    length: timedelta | None,
-    thresholds: Thresholds,
-) -> DiffReport:
-    from pgpulse.history.diff import Windows
-    from pgpulse.history.diff import diff as run_diff
-    from pgpulse.history.store import StoreError, open_store
-
-    store = await open_store(url, auto_migrate=False)
-    try:
-        target_id, name = await store.require_target(target)
-        if mode == "baseline":
-            assert mark_name is not None
-            split = await store.mark_time(target_id, mark_name)
-            if split >= end:
-                raise StoreError(f"mark {mark_name!r} is in the future ({split.isoformat()})")
-        assert split is not None
-        async with store.conn.transaction(readonly=True):
-            return await run_diff(store.conn, target_id, name, Windows.around(split, end, length), thresholds)
-    finally:
-        await store.close()
 
 
 def _render(kind: str, report: DiffReport) -> str:
