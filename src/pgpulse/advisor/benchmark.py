@@ -190,17 +190,18 @@ async def run_advisor(url: str, tables: int = 50, shapes: int = 200, seed: int =
     )
 
 
-def main() -> None:
+def main() -> int:
     if len(sys.argv) != 2:
         print("usage: python -m pgpulse.advisor.benchmark postgresql://…/scratch_db", file=sys.stderr)
-        raise SystemExit(2)
+        return 2
     result = asyncio.run(run(sys.argv[1]))
     print(result.text())
     for create in result.chosen:
         print(f"  {create};")
     command = asyncio.run(run_advisor(sys.argv[1]))
     print(command.text())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
