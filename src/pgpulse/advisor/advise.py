@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import asyncpg
 
@@ -31,9 +32,18 @@ from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, loa
 from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
 from pgpulse.advisor.partitions import with_partition_stats
 from pgpulse.advisor.selection import WRITE_MS_PER_ROW, Redundant, Selection, Workitem, select_indexes
-from pgpulse.advisor.verify import CandidateRefused, Costed, Statement, Trial, Unbindable, Verifier, statement
+from pgpulse.advisor.verify import (
+    CandidateRefused,
+    Costed,
+    Method,
+    Statement,
+    Trial,
+    Unbindable,
+    Verifier,
+    statement,
+)
 from pgpulse.advisor.views import analyze_with_views
-from pgpulse.advisor.workload import WorkloadQuery
+from pgpulse.advisor.workload import Source, WorkloadQuery
 from pgpulse.sql import UnsafeStatementError, normalize, parses, quote_ident, redact_sql
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
@@ -48,12 +58,22 @@ class Options:
     window_hours: float | None = None  # the period the workload's times were observed over, when known
 
 
+class Status(StrEnum):
+    """A verdict's status; the value is what the JSON report shows."""
+
+    improved = "improved"  # an advised index makes the query at least ``factor`` times cheaper
+    covered = "covered"  # an existing index already serves it
+    no_gain = "no-gain"  # no index helps enough (tiny table, nothing an index can serve, or not ``factor``)
+    skipped = "skipped"  # cannot be analysed or costed here; the reason says why
+    ignored = "ignored"  # not reported: the tools' own catalog queries, or outside ``--table``
+
+
 @dataclass
 class Verdict:
     """What the advisor concluded for one query."""
 
     query: WorkloadQuery
-    status: str  # "improved" | "covered" | "no-gain" | "skipped" | "ignored" (not reported)
+    status: Status
     reason: str
     cost_before: float | None = None
     cost_after: float | None = None
@@ -131,7 +151,7 @@ class Recommendation:
 
 @dataclass
 class Advice:
-    method: str
+    method: Method
     recommendations: list[Recommendation]
     verdicts: list[Verdict]
     redundant: list[Redundant] = field(default_factory=list)  # existing indexes the advice makes redundant
@@ -187,11 +207,11 @@ class Advisor:
                 prepared = await self._prepare(query)
                 verdict = prepared if isinstance(prepared, Verdict) else await self._best(query, prepared)
             except Exception as exc:  # one query's failure is its verdict, never the end of the run
-                verdict = Verdict(query, "skipped", failure_reason(exc))
+                verdict = Verdict(query, Status.skipped, failure_reason(exc))
                 prepared = verdict
             verdict.reason = scrub(verdict.reason)
             self.log(f"  → {verdict.status}: {verdict.reason}")
-            if verdict.status != "ignored":
+            if verdict.status != Status.ignored:
                 verdicts.append(verdict)
             if not isinstance(prepared, Verdict):
                 if verdict.index is not None:
@@ -201,13 +221,13 @@ class Advisor:
         self.per_query_choices = [candidate for candidate, _, _ in chosen]
         timed = any(q.total_ms > 0 for q in workload)
         advice = Advice(self.verifier.method, [], verdicts, timed=timed, window_hours=self.options.window_hours)
-        if self.verifier.method == "hypopg" and work:
+        if self.verifier.method is Method.hypopg and work:
             try:
                 await self._select(work, advice)
                 return advice
             except Exception as exc:  # the per-query verdicts still stand: merge them instead
                 self.log(f"choosing for the whole workload failed ({failure_reason(exc)}); merging per-query advice")
-        elif self.verifier.method != "hypopg":
+        elif self.verifier.method is not Method.hypopg:
             self.log("rolled-back builds cost one index at a time: per-query advice merged (HypoPG chooses a set)")
         advice.recommendations = await self._merge(chosen)
         return advice
@@ -262,13 +282,13 @@ class Advisor:
             rec.write_ms = choice.write_ms if advice.timed else None
             for key, (before, after) in choice.served.items():
                 verdict, prepared = by_key[key]
-                if after * self.options.factor > before and verdict.status != "improved":
+                if after * self.options.factor > before and verdict.status != Status.improved:
                     continue  # its plan uses the index, but not to the --factor: its own verdict stands
                 if key not in served:
                     verdict.cost_before, verdict.cost_after = before, after
                     verdict.index = choice.candidate
-                    if verdict.status != "improved":
-                        verdict.status = "improved"
+                    if verdict.status != Status.improved:
+                        verdict.status = Status.improved
                         verdict.reason = f"{choice.candidate.reason} (chosen with the workload's other indexes)"
                     verdict.statement = (
                         prepared.stmt if prepared.not_measured is None and self.options.measure else None
@@ -281,10 +301,10 @@ class Advisor:
                 advice.recommendations.append(rec)
         declined = {key: d for d in selection.declined for key in d.keys}
         for key, (verdict, _) in by_key.items():
-            if key in served or verdict.status != "improved":
+            if key in served or verdict.status != Status.improved:
                 continue
             verdict.index, verdict.cost_after = None, None
-            verdict.status = "no-gain"
+            verdict.status = Status.no_gain
             if key in declined:
                 d = declined[key]
                 names = " + ".join(f"({c.column_list()}) on {c.table.name}" for c in d.option)
@@ -301,32 +321,34 @@ class Advisor:
     async def _prepare(self, query: WorkloadQuery) -> _Prepared | Verdict:
         # A workload read from the server or its log also holds the tools' own catalog queries: "ignored"
         # verdicts are left out of the report for those sources, and shown for queries the user gave.
-        noise = "ignored" if query.source in ("pg_stat_statements", "log") else "skipped"
+        noise = Status.ignored if query.source in (Source.pg_stat_statements, Source.log) else Status.skipped
         try:
             shape = await analyze_with_views(self.conn, query.sql)  # views read through to their tables
         except UnsupportedQuery as exc:
-            return Verdict(query, noise if isinstance(exc, NotAQuery) else "skipped", str(exc))
+            return Verdict(query, noise if isinstance(exc, NotAQuery) else Status.skipped, str(exc))
         wanted = self.options.table
         if wanted and not any(wanted in (r.name, f"{r.schema}.{r.name}") for r in shape.tables):
-            return Verdict(query, "ignored", f"does not read {wanted}")
+            return Verdict(query, Status.ignored, f"does not read {wanted}")
         try:  # the statement itself is checked before anything of it is sent
             statement(query.sql)
         except UnsafeStatementError as exc:
-            return Verdict(query, "skipped", f"not sent to the server: {exc}")
+            return Verdict(query, Status.skipped, f"not sent to the server: {exc}")
         tables: dict[str, TableInfo] = {}
         for ref in shape.tables:
             info = await self.table(ref.schema, ref.name)
             if info is None and (ref.schema in SYSTEM_SCHEMAS or ref.name.startswith("pg_")):
                 return Verdict(query, noise, "reads only system catalogs")
             if info is None:
-                return Verdict(query, "skipped", f"table {ref.name!r} not found (or not a table) in this database")
+                return Verdict(query, Status.skipped, f"table {ref.name!r} not found (or not a table) in this database")
             tables[ref.alias] = info
         if all(t.schema in SYSTEM_SCHEMAS for t in tables.values()):
             return Verdict(query, noise, "reads only system catalogs")
         unanalyzed = [t.name for t in tables.values() if not t.analyzed]
         if unanalyzed:
             names = ", ".join(unanalyzed)
-            return Verdict(query, "skipped", f"{names} never analyzed: no statistics to cost with; run ANALYZE {names}")
+            return Verdict(
+                query, Status.skipped, f"{names} never analyzed: no statistics to cost with; run ANALYZE {names}"
+            )
         resolution = resolve(shape, tables)
         for note in resolution.notes:
             self.log(f"  note: {note}")
@@ -376,7 +398,7 @@ class Advisor:
                         f"  candidate ({candidate.column_list()}) on {info.name}: already served by {existing.name}"
                     )
                     prepared.covered.append(existing.name)
-                elif candidate.method != "btree" and self.verifier.method == "hypopg":
+                elif candidate.method != "btree" and self.verifier.method is Method.hypopg:
                     # HypoPG costs B-tree, BRIN, hash and bloom indexes only: say so rather than guess
                     self.log(f"  candidate {candidate.create_sql(False)}: HypoPG cannot cost it")
                     unverifiable.append(candidate)
@@ -384,14 +406,14 @@ class Advisor:
                     self.log(f"  candidate ({candidate.column_list()}) on {info.name}: {candidate.reason}")
                     candidates.append(candidate)
         prepared.candidates = candidates
-        if self.verifier.method != "hypopg":
+        if self.verifier.method is not Method.hypopg:
             prepared.bundles.clear()  # an OR's indexes are costed together only by the set selection
         if not candidates and prepared.bundles:
             return prepared  # no single index serves it; the set selection costs the OR's indexes together
         if not candidates and unverifiable:
             return Verdict(
                 query,
-                "skipped",
+                Status.skipped,
                 f"not verifiable here: {unverifiable[0].create_sql()} would serve it, but HypoPG cannot cost "
                 f"{unverifiable[0].method.upper()} indexes; verify it with --allow-build on a disposable copy",
                 before.cost,
@@ -399,10 +421,10 @@ class Advisor:
         if not candidates:
             if prepared.covered:
                 served = ", ".join(dict.fromkeys(prepared.covered))
-                return self._verdict(query, prepared, "covered", f"already served by {served}", before.cost)
+                return self._verdict(query, prepared, Status.covered, f"already served by {served}", before.cost)
             if tiny:
                 return self._verdict(
-                    query, prepared, "no-gain", f"tiny table: {', '.join(tiny)}; a sequential scan is as fast"
+                    query, prepared, Status.no_gain, f"tiny table: {', '.join(tiny)}; a sequential scan is as fast"
                 )
             unkeyable = [
                 f"{name} ({plan.table.columns[name].type})"
@@ -414,15 +436,15 @@ class Advisor:
                 return self._verdict(
                     query,
                     prepared,
-                    "skipped",
+                    Status.skipped,
                     f"{', '.join(unkeyable)}: no default operator class for a B-tree index (a GiST or other index "
                     "may serve it; pgpulse proposes B-tree and GIN indexes)",
                 )
-            return self._verdict(query, prepared, "no-gain", "no predicate or ORDER BY an index can serve")
+            return self._verdict(query, prepared, Status.no_gain, "no predicate or ORDER BY an index can serve")
         return prepared
 
     def _verdict(
-        self, query: WorkloadQuery, prepared: _Prepared, status: str, reason: str, after: float | None = None
+        self, query: WorkloadQuery, prepared: _Prepared, status: Status, reason: str, after: float | None = None
     ) -> Verdict:
         return Verdict(
             query,
@@ -460,17 +482,19 @@ class Advisor:
             if prepared.covered:
                 covered = f"; already served by {', '.join(dict.fromkeys(prepared.covered))}"
             if refused and len(refused) == len(prepared.candidates):
-                return self._verdict(query, prepared, "skipped", "no candidate can be built: " + "; ".join(refused))
+                return self._verdict(
+                    query, prepared, Status.skipped, "no candidate can be built: " + "; ".join(refused)
+                )
             note = f"; not possible: {'; '.join(refused)}" if refused else ""
             return self._verdict(
                 query,
                 prepared,
-                "covered" if prepared.covered else "no-gain",
+                Status.covered if prepared.covered else Status.no_gain,
                 f"no candidate cuts the cost {self.options.factor}× or more{covered}{note}",
             )
         candidate, trial = best
         prepared.best_size = trial.size_bytes.get(candidate, 0)
-        verdict = self._verdict(query, prepared, "improved", candidate.reason, trial.after.cost)
+        verdict = self._verdict(query, prepared, Status.improved, candidate.reason, trial.after.cost)
         verdict.index = candidate
         verdict.statement = prepared.stmt if prepared.not_measured is None and self.options.measure else None
         return verdict

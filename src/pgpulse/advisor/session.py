@@ -13,8 +13,9 @@ from pathlib import Path
 import asyncpg
 
 from pgpulse.advisor.advise import Advice, Advisor, Options
-from pgpulse.advisor.verify import Verifier, VerifyError
+from pgpulse.advisor.verify import Method, Verifier, VerifyError
 from pgpulse.advisor.workload import (
+    Source,
     WorkloadError,
     WorkloadQuery,
     filter_tables,
@@ -73,7 +74,7 @@ async def advise_database(
     the database cannot be reached, :class:`VerifyError` when the session is not read-only."""
     workload: list[WorkloadQuery] = []
     if source.queries:
-        workload = from_text(source.queries, "argument")
+        workload = from_text(source.queries, Source.argument)
     elif source.file is not None:
         workload = from_file(source.file)
     elif source.given is not None:
@@ -126,7 +127,7 @@ async def measure_after(url: str, advice: Advice, created: set[int]) -> None:
     conn, _ = await connect(url)
     try:
         await conn.execute("SET statement_timeout = '10min'")
-        verifier = Verifier(conn, "applied", 0)
+        verifier = Verifier(conn, Method.applied, 0)
         for i, rec in enumerate(advice.recommendations):
             if i not in created:
                 continue

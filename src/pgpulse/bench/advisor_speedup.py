@@ -23,7 +23,7 @@ import asyncpg
 from pgpulse.advisor.advise import Advisor, Options
 from pgpulse.advisor.apply import apply
 from pgpulse.advisor.verify import Verifier
-from pgpulse.advisor.workload import WorkloadQuery
+from pgpulse.advisor.workload import Source, WorkloadQuery
 from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.databases import create_database
@@ -100,7 +100,7 @@ async def measure(url: str, posts: int, rounds: int) -> AdvisorSpeedup:
     try:
         await ro.execute("SET statement_timeout = '10min'")
         verifier = await Verifier.create(ro, allow_build=True)
-        advice = await Advisor(ro, verifier, Options(), lambda _: None).run([WorkloadQuery(SEED_SQL, "argument")])
+        advice = await Advisor(ro, verifier, Options(), lambda _: None).run([WorkloadQuery(SEED_SQL, Source.argument)])
     finally:
         await ro.close()
     if not advice.recommendations:
