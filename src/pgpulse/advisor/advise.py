@@ -22,6 +22,7 @@ import asyncpg
 
 from pgpulse.advisor.candidates import (
     Candidate,
+    Resolution,
     btree_keyable,
     bundles_for,
     candidates_for,
@@ -44,7 +45,9 @@ from pgpulse.advisor.verify import (
 )
 from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import Source, WorkloadQuery
+from pgpulse.errors import one_line
 from pgpulse.sql import UnsafeStatementError, normalize, parses, quote_ident, redact_sql
+from pgpulse.units import pretty_bytes
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -144,7 +147,7 @@ class Recommendation:
         columns = ", ".join(c.name for c in self.candidate.columns)
         return (
             f"{table.name} has {existing} index{'es' if existing != 1 else ''}; every INSERT, DELETE and every "
-            f"UPDATE that is not HOT will also maintain this one (~{_size(self.size_bytes)}), and UPDATEs that "
+            f"UPDATE that is not HOT will also maintain this one (~{pretty_bytes(self.size_bytes)}), and UPDATEs that "
             f"change {columns} can no longer be HOT. Writes since the statistics reset: {table.writes:,}."
         )
 
@@ -164,15 +167,6 @@ class Advice:
 def _py(text: str) -> str:
     """A Python string literal (double-quoted when it can be, as people write them)."""
     return json.dumps(text, ensure_ascii=False)
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 class Advisor:
@@ -319,6 +313,26 @@ class Advisor:
                 )
 
     async def _prepare(self, query: WorkloadQuery) -> _Prepared | Verdict:
+        """The query's shape, its cost now and the candidates worth trying; or its verdict when there is none."""
+        read = await self._read(query)
+        if isinstance(read, Verdict):
+            return read
+        shape, tables = read
+        resolution = resolve(shape, tables)
+        for note in resolution.notes:
+            self.log(f"  note: {note}")
+        prepared = await self._cost_now(query, shape, resolution)
+        found = self._candidates(resolution, prepared)
+        prepared.candidates = found.candidates
+        if self.verifier.method is not Method.hypopg:
+            prepared.bundles.clear()  # an OR's indexes are costed together only by the set selection
+        if found.candidates or prepared.bundles:
+            return prepared  # without a single candidate, the set selection costs the OR's indexes together
+        return self._no_candidate(query, prepared, resolution, found)
+
+    async def _read(self, query: WorkloadQuery) -> tuple[QueryShape, dict[str, TableInfo]] | Verdict:
+        """Parse the query (through views), check it, and load its tables' statistics; a verdict for a query
+        that is not ours to advise on (not a query, catalogs only, another table than ``--table``, no stats)."""
         # A workload read from the server or its log also holds the tools' own catalog queries: "ignored"
         # verdicts are left out of the report for those sources, and shown for queries the user gave.
         noise = Status.ignored if query.source in (Source.pg_stat_statements, Source.log) else Status.skipped
@@ -349,9 +363,10 @@ class Advisor:
             return Verdict(
                 query, Status.skipped, f"{names} never analyzed: no statistics to cost with; run ANALYZE {names}"
             )
-        resolution = resolve(shape, tables)
-        for note in resolution.notes:
-            self.log(f"  note: {note}")
+        return shape, tables
+
+    async def _cost_now(self, query: WorkloadQuery, shape: QueryShape, resolution: Resolution) -> _Prepared:
+        """EXPLAIN the query as it is (and with --measure, time it), with representative values bound."""
         stmt = statement(query.sql, resolution, shape.limit_param, shape.offset_param)
         if stmt.values:
             # which column each value comes from, never the value: pg_stats holds the application's data
@@ -378,15 +393,19 @@ class Advisor:
         self.log(
             f"  cost now {before.cost:,.1f}" + (f", uses {', '.join(sorted(before.indexes))}" if before.indexes else "")
         )
-        candidates: list[Candidate] = []
-        unverifiable: list[Candidate] = []
-        tiny: list[str] = []
+        return prepared
+
+    def _candidates(self, resolution: Resolution, prepared: _Prepared) -> _Found:
+        """Sort each table's candidates: to verify, already served by an index (``prepared.covered``), not
+        verifiable by this verifier, or on a table too small for any index to matter. An OR's per-branch
+        bundles go to ``prepared.bundles``."""
+        found = _Found()
         for plan in resolution.plans:
             info = plan.table
             if info.schema in SYSTEM_SCHEMAS:
                 continue
             if info.rows < self.options.min_rows and info.pages < 10:
-                tiny.append(f"{info.name} ({info.rows:,.0f} rows)")
+                found.tiny.append(f"{info.name} ({info.rows:,.0f} rows)")
                 continue
             for bundle in bundles_for(plan):  # an OR's branches: only the set selection costs them together
                 if all(c.method == "btree" for c in bundle) and bundle not in prepared.bundles:
@@ -401,47 +420,47 @@ class Advisor:
                 elif candidate.method != "btree" and self.verifier.method is Method.hypopg:
                     # HypoPG costs B-tree, BRIN, hash and bloom indexes only: say so rather than guess
                     self.log(f"  candidate {candidate.create_sql(False)}: HypoPG cannot cost it")
-                    unverifiable.append(candidate)
+                    found.unverifiable.append(candidate)
                 else:
                     self.log(f"  candidate ({candidate.column_list()}) on {info.name}: {candidate.reason}")
-                    candidates.append(candidate)
-        prepared.candidates = candidates
-        if self.verifier.method is not Method.hypopg:
-            prepared.bundles.clear()  # an OR's indexes are costed together only by the set selection
-        if not candidates and prepared.bundles:
-            return prepared  # no single index serves it; the set selection costs the OR's indexes together
-        if not candidates and unverifiable:
+                    found.candidates.append(candidate)
+        return found
+
+    def _no_candidate(
+        self, query: WorkloadQuery, prepared: _Prepared, resolution: Resolution, found: _Found
+    ) -> Verdict:
+        """The verdict for a query no candidate is left to verify for, with the most useful reason."""
+        before = prepared.before
+        if found.unverifiable:
             return Verdict(
                 query,
                 Status.skipped,
-                f"not verifiable here: {unverifiable[0].create_sql()} would serve it, but HypoPG cannot cost "
-                f"{unverifiable[0].method.upper()} indexes; verify it with --allow-build on a disposable copy",
+                f"not verifiable here: {found.unverifiable[0].create_sql()} would serve it, but HypoPG cannot cost "
+                f"{found.unverifiable[0].method.upper()} indexes; verify it with --allow-build on a disposable copy",
                 before.cost,
             )
-        if not candidates:
-            if prepared.covered:
-                served = ", ".join(dict.fromkeys(prepared.covered))
-                return self._verdict(query, prepared, Status.covered, f"already served by {served}", before.cost)
-            if tiny:
-                return self._verdict(
-                    query, prepared, Status.no_gain, f"tiny table: {', '.join(tiny)}; a sequential scan is as fast"
-                )
-            unkeyable = [
-                f"{name} ({plan.table.columns[name].type})"
-                for plan in resolution.plans
-                for name in dict.fromkeys(plan.equality + plan.in_list + plan.ranges + plan.joins)
-                if name in plan.table.columns and not btree_keyable(plan.table.columns[name])
-            ]
-            if unkeyable:  # CREATE INDEX would fail: not advisable here, and the reason is the type
-                return self._verdict(
-                    query,
-                    prepared,
-                    Status.skipped,
-                    f"{', '.join(unkeyable)}: no default operator class for a B-tree index (a GiST or other index "
-                    "may serve it; pgpulse proposes B-tree and GIN indexes)",
-                )
-            return self._verdict(query, prepared, Status.no_gain, "no predicate or ORDER BY an index can serve")
-        return prepared
+        if prepared.covered:
+            served = ", ".join(dict.fromkeys(prepared.covered))
+            return self._verdict(query, prepared, Status.covered, f"already served by {served}", before.cost)
+        if found.tiny:
+            return self._verdict(
+                query, prepared, Status.no_gain, f"tiny table: {', '.join(found.tiny)}; a sequential scan is as fast"
+            )
+        unkeyable = [
+            f"{name} ({plan.table.columns[name].type})"
+            for plan in resolution.plans
+            for name in dict.fromkeys(plan.equality + plan.in_list + plan.ranges + plan.joins)
+            if name in plan.table.columns and not btree_keyable(plan.table.columns[name])
+        ]
+        if unkeyable:  # CREATE INDEX would fail: not advisable here, and the reason is the type
+            return self._verdict(
+                query,
+                prepared,
+                Status.skipped,
+                f"{', '.join(unkeyable)}: no default operator class for a B-tree index (a GiST or other index "
+                "may serve it; pgpulse proposes B-tree and GIN indexes)",
+            )
+        return self._verdict(query, prepared, Status.no_gain, "no predicate or ORDER BY an index can serve")
 
     def _verdict(
         self, query: WorkloadQuery, prepared: _Prepared, status: Status, reason: str, after: float | None = None
@@ -566,15 +585,10 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, asyncpg.DataError):
         return f"cannot EXPLAIN it here: {type(exc).__name__} (values not shown)"
     if isinstance(exc, asyncpg.PostgresError):
-        return f"cannot EXPLAIN it here: {_first_line(exc)}"
+        return f"cannot EXPLAIN it here: {one_line(exc)}"
     if isinstance(exc, (UnsafeStatementError, CandidateRefused, Unbindable)):
-        return f"not sent to the server: {_first_line(exc)}"
-    return f"skipped after an unexpected {type(exc).__name__}: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+        return f"not sent to the server: {one_line(exc)}"
+    return f"skipped after an unexpected {type(exc).__name__}: {one_line(exc)}"
 
 
 def _better(candidate: Candidate, trial: Trial, best: Candidate, best_trial: Trial) -> bool:
@@ -584,6 +598,15 @@ def _better(candidate: Candidate, trial: Trial, best: Candidate, best_trial: Tri
     if trial.after.cost <= best_trial.after.cost * 1.1:
         return len(candidate.columns) < len(best.columns)
     return False
+
+
+@dataclass
+class _Found:
+    """A query's candidates, sorted by what can be done with them (see ``Advisor._candidates``)."""
+
+    candidates: list[Candidate] = field(default_factory=list)  # to verify
+    unverifiable: list[Candidate] = field(default_factory=list)  # HypoPG cannot cost their method
+    tiny: list[str] = field(default_factory=list)  # tables too small for an index to matter, as shown
 
 
 @dataclass

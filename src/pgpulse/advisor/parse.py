@@ -30,6 +30,8 @@ from typing import Any, Literal
 from pglast import ast, parse_sql
 from pglast.enums import A_Expr_Kind, BoolExprType, CTEMaterialize, NullTestType, SetOperation, SortByDir, SubLinkType
 
+from pgpulse.errors import one_line
+
 RANGE_OPS = {"<", ">", "<=", ">="}
 FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "="}
 MAX_VIEW_DEPTH = 16  # views defined on views: deeper than this is a loop or not worth following
@@ -189,7 +191,7 @@ def _parse_one(sql: str) -> Any:
     try:
         statements = parse_sql(sql)
     except Exception as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc)
         raise UnsupportedQuery(f"not valid PostgreSQL SQL: {message}") from exc
     if len(statements) != 1:
         raise UnsupportedQuery(f"expected one statement, got {len(statements)}")

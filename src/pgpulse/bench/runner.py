@@ -24,7 +24,7 @@ from pgpulse.bench.report import compare_runs, write_outputs
 from pgpulse.bench.stats import PairResult
 from pgpulse.db.embedded import EmbeddedError, ephemeral_server
 from pgpulse.db.urls import DatabaseURLError, libpq_url, redact
-from pgpulse.errors import UserError
+from pgpulse.errors import UserError, one_line
 
 PairRunner = Callable[[BenchContext], Awaitable[PairResult]]
 PAIRS: dict[str, PairRunner] = {
@@ -95,7 +95,7 @@ async def _run(url: str, names: list[str], quick: bool, log: Log) -> tuple[dict[
                 pair = await PAIRS[name](ctx)
             except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
                 # One broken pair must not throw away the minutes the others took: record it, go on.
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                message = one_line(exc)
                 log(f"pair {name} FAILED: {message}")
                 pairs.append(PairResult(name, name, error=message))
                 continue
@@ -175,8 +175,7 @@ def run_cli(
         result = run_bench(url, names, quick=quick, out=out_dir)
     except Exception as exc:  # the command's edge: one redacted line, whatever the driver raised
         where = redact(url) if url else "the embedded server"
-        lines = str(exc).strip().splitlines()
-        reason = lines[0] if lines else type(exc).__name__
+        reason = one_line(exc)
         if not isinstance(exc, (OSError, asyncpg.PostgresError, DatabaseURLError, EmbeddedError)):
             reason = f"{type(exc).__name__}: {reason}"
         raise BenchError(f"bench failed on {where}: {reason}") from exc

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pgpulse.cli.errors import EXIT_FINDINGS, fail
+from pgpulse.errors import one_line
 from pgpulse.formats import Format, emit
 from pgpulse.sql import redact_text
 
@@ -54,7 +55,7 @@ def _require_store(store: str | None, target_url: str | None = None, store_in_ta
     try:
         same = target_url is not None and identity(store) == identity(target_url)
     except ValueError as exc:
-        fail(str(exc).splitlines()[0])
+        fail(one_line(exc))
     if same and not store_in_target:
         fail("the store is the audited database itself: use another --store, or pass --store-in-target to allow it")
     return store
@@ -96,7 +97,7 @@ def migrate(store: str | None = STORE_OPTION) -> None:
     except StoreError as exc:
         fail(str(exc))
     except Exception as exc:  # Alembic/SQLAlchemy: a connection or privilege problem, shown as one line
-        fail(f"migrating the store failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}")
+        fail(f"migrating the store failed: {one_line(exc)}")
     _stderr.print("store schema pgpulse_history is up to date")
 
 
@@ -155,7 +156,7 @@ def collect(
             resolved = resolve_or_fail(database_url, keep_running=True)
             chosen = [HistoryTarget(name or default_name(resolved.url), resolved.url)]
     except (PolicyError, TargetsError, ValueError) as exc:
-        fail(str(exc).splitlines()[0])
+        fail(one_line(exc))
     if interval < timedelta(seconds=1):
         fail("--every must be at least 1s")
     if store is None and store_in_target and len(chosen) > 1:
@@ -169,7 +170,7 @@ def collect(
                 _stderr.print(escape(_describe(await snapshot_once(t, stores[t.name], policy))))
             except Exception as exc:  # one target down must not stop the others, nor the loop
                 failures += 1
-                line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                line = one_line(exc)
                 _stderr.print(f"[bold red]error:[/] {escape(t.name)}: {escape(redact_text(line))}")
         return failures
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pgpulse.cli.errors import fail
 from pgpulse.db.urls import DatabaseURLError, libpq_url
-from pgpulse.errors import UserError
+from pgpulse.errors import UserError, one_line
 from pgpulse.extras import missing
 
 if TYPE_CHECKING:
@@ -63,4 +63,4 @@ def resolve_or_fail(url: str | None, database: str = DEMO_DATABASE, keep_running
     try:
         return resolve(url, database, keep_running)
     except (DatabaseURLError, UserError) as exc:  # EmbeddedError is a UserError
-        fail(str(exc).splitlines()[0])
+        fail(one_line(exc))
