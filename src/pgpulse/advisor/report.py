@@ -11,8 +11,9 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from pgpulse.advisor.advise import Advice, Recommendation, Status, Verdict, _size, shape_of
+from pgpulse.advisor.advise import Advice, Recommendation, Status, Verdict, shape_of
 from pgpulse.advisor.catalog import index_name
+from pgpulse.units import pretty_bytes
 
 # Queries are shown as their normalized shape (every constant a $n): a query's literals and the pg_stats values
 # it was costed with are application data, and a report is pasted into tickets and chats.
@@ -153,7 +154,7 @@ def render_markdown(advice: Advice, target: str) -> str:
     if not advice.recommendations:
         lines += ["No index to add: every query read is already served, or no candidate met the cost factor.", ""]
     for i, r in enumerate(advice.recommendations, 1):
-        lines += [f"## {i}. `{r.name}` on `{r.candidate.table.qualified}` (~{_size(r.size_bytes)})", ""]
+        lines += [f"## {i}. `{r.name}` on `{r.candidate.table.qualified}` (~{pretty_bytes(r.size_bytes)})", ""]
         lines += ["```sql", r.create_sql, "```", ""]
         for v in r.verdicts:
             lines.append(f"- `{shown(v)}` ({v.query.calls} calls): {v.reason}; {_speedup(v)}")
@@ -184,7 +185,7 @@ def render_table(advice: Advice, target: str, console: Console) -> None:
         for v in r.verdicts:
             body.add_row("serves", f"{escape(shown(v))}\n[dim]{escape(v.reason)}[/]\n{escape(_speedup(v))}")
         body.add_row("saving", escape(saving_text(r, advice)))
-        body.add_row("size", f"~{_size(r.size_bytes)}")
+        body.add_row("size", f"~{pretty_bytes(r.size_bytes)}")
         body.add_row("write cost", r.write_note())
         body.add_row("alembic", Syntax(r.alembic(), "python", word_wrap=True, background_color="default"))
         console.print(Panel(body, title=f"{i}. {r.name}", title_align="left", border_style="green"))
