@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from pgpulse.cli.errors import fail
-from pgpulse.doctor.fleet import DEFAULT_BUDGET_SECONDS, DEFAULT_CONCURRENCY  # shown in --help
+from pgpulse.doctor import DEFAULT_BUDGET_SECONDS, DEFAULT_CONCURRENCY  # shown in --help
 from pgpulse.errors import UserError
 from pgpulse.formats import Format
 

@@ -1,6 +1,7 @@
 """``pgpulse history``: snapshot, collect, mark, diff, migrate — the statistics over time, in a store of our own.
 
-Every failure the user can fix is one line on stderr and exit code 2; ``diff`` exits 1 when it finds a regression
+Every failure the user can fix is one line on stderr and exit code 2 (the library's StoreError, SnapshotError,
+TargetsError and PolicyError through :mod:`pgpulse.cli.errors`); ``diff`` exits 1 when it finds a regression
 (for a deploy pipeline) and 0 otherwise; ``collect --once`` exits 1 when a target could not be snapshotted.
 Heavy imports (asyncpg, Alembic) happen inside the commands, so ``pgpulse --help`` stays fast.
 """
@@ -9,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -21,13 +21,10 @@ from rich.markup import escape
 from pgpulse.cli.errors import EXIT_FINDINGS, fail
 from pgpulse.errors import one_line
 from pgpulse.formats import Format, emit
-from pgpulse.sql import redact_text
 
 if TYPE_CHECKING:
     from pgpulse.history.diff import DiffReport
     from pgpulse.history.store import Recorded
-
-T = TypeVar("T")
 
 history_app = typer.Typer(
     name="history",
@@ -59,19 +56,6 @@ def _require_store(store: str | None, target_url: str | None = None, store_in_ta
     if same and not store_in_target:
         fail("the store is the audited database itself: use another --store, or pass --store-in-target to allow it")
     return store
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine, mapping the library's one-line errors to ``fail``."""
-    from pgpulse.history.retention import PolicyError
-    from pgpulse.history.snapshot import SnapshotError
-    from pgpulse.history.store import StoreError
-    from pgpulse.history.targets import TargetsError
-
-    try:
-        return asyncio.run(coroutine)
-    except (SnapshotError, StoreError, TargetsError, PolicyError) as exc:
-        fail(redact_text(str(exc)))
 
 
 def _describe(recorded: Recorded) -> str:
@@ -119,7 +103,7 @@ def snapshot(
     try:
         store_url = _require_store(store, resolved.url, store_in_target)
         target = HistoryTarget(name or default_name(resolved.url), resolved.url)
-        recorded: Recorded = _run(snapshot_once(target, store_url))
+        recorded: Recorded = asyncio.run(snapshot_once(target, store_url))
     finally:
         resolved.close()
     _stderr.print(escape(_describe(recorded)))
@@ -162,6 +146,8 @@ def collect(
     if store is None and store_in_target and len(chosen) > 1:
         fail("--store-in-target without --store works for one target only: give the shared store with --store")
     stores = {t.name: _require_store(store, t.url, store_in_target) for t in chosen}
+
+    from pgpulse.sql import redact_text
 
     async def round_() -> int:
         failures = 0
@@ -210,7 +196,7 @@ def mark(
         finally:
             await s.close()
 
-    when: datetime = _run(run())
+    when: datetime = asyncio.run(run())
     _stderr.print(f"mark {label!r} at {when.isoformat()}")
 
 
@@ -281,7 +267,9 @@ def diff(
         dead_min=dead_min,
         dead_share=dead_pct / 100,
     )
-    report: DiffReport = _run(diff_in_store(url, target, end, thresholds, split=split, mark=baseline, length=length))
+    report: DiffReport = asyncio.run(
+        diff_in_store(url, target, end, thresholds, split=split, mark=baseline, length=length)
+    )
     emit(
         format,
         lambda: _render("json", report),
