@@ -1,17 +1,12 @@
-"""One way to fail in front of a user: a single line that says what to do, and exit code 2."""
+"""The errors pgpulse raises on purpose: one base, :class:`PgPulseError`, and the few kinds a caller tells apart.
+
+The library raises and never exits the process (an app that embeds the profiler or calls the doctor keeps
+running); only :mod:`pgpulse.cli.errors` turns an error into one line on stderr and an exit code. Each
+capability's own errors (``ConnectError``, ``WorkloadError``, ``StoreError``…) subclass :class:`UserError`, whose
+``str()`` is already the one line to show.
+"""
 
 from __future__ import annotations
-
-import sys
-from typing import NoReturn
-
-from rich.console import Console
-from rich.markup import escape
-
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
-
-_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class PgPulseError(Exception):
@@ -35,15 +30,3 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's text (driver errors run to several), or its class name when empty."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``message`` as one ``error:`` line (secrets masked, newlines folded) and exit with ``code``.
-
-    Messages quote driver errors, and a driver error can quote the DSN it was given: every line goes through
-    the redaction module here, so no command has to remember to."""
-    from pgpulse.sql.redact import redact_text  # pglast: only paid for on the error path
-
-    line = " ".join(redact_text(message).split())
-    _stderr.print(f"[bold red]error:[/] {escape(line)}", markup=True)  # "[/x]" in a message is text
-    sys.exit(code)

@@ -1,6 +1,11 @@
 """Settings read from the environment (prefix ``PGPULSE_``), so one build runs in dev, CI and production.
 
 ``DATABASE_URL`` is also accepted without the prefix because that is what every hosting platform sets.
+
+Only the command line and the demo (CitizenApp, the benchmarks' app server) read the environment and the
+``.env`` of the current directory through :func:`get_settings`; the components (profiler, doctor, advisor, logs,
+history, dashboard, ``make_engine``) take their configuration as arguments, so an app that embeds them is not
+reconfigured by a stray ``.env`` in whatever directory it was started from.
 """
 
 from __future__ import annotations
@@ -43,7 +48,13 @@ class Settings(BaseSettings):
     sqlcommenter: bool = False
     metrics_route: bool = False
 
+    @classmethod
+    def defaults(cls) -> Settings:
+        """The documented defaults, reading neither the environment nor a ``.env`` file."""
+        return cls.model_construct()
+
 
 @lru_cache
 def get_settings() -> Settings:
+    """The demo's settings: the environment and the current directory's ``.env``, read once."""
     return Settings()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pgpulse.bench.command import PAIR_NAMES
 from pgpulse.bench.runner import PAIRS, fresh_out_dir
+from pgpulse.cli.bench import PAIR_NAMES
 
 
 def test_pair_names_in_help_are_the_runner_pairs() -> None:

@@ -16,11 +16,13 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import asyncpg
 
 from pgpulse.advisor.candidates import (
     Candidate,
+    Resolution,
     btree_keyable,
     bundles_for,
     candidates_for,
@@ -31,10 +33,21 @@ from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, loa
 from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
 from pgpulse.advisor.partitions import with_partition_stats
 from pgpulse.advisor.selection import WRITE_MS_PER_ROW, Redundant, Selection, Workitem, select_indexes
-from pgpulse.advisor.verify import CandidateRefused, Costed, Statement, Trial, Unbindable, Verifier, statement
+from pgpulse.advisor.verify import (
+    CandidateRefused,
+    Costed,
+    Method,
+    Statement,
+    Trial,
+    Unbindable,
+    Verifier,
+    statement,
+)
 from pgpulse.advisor.views import analyze_with_views
-from pgpulse.advisor.workload import WorkloadQuery
+from pgpulse.advisor.workload import Source, WorkloadQuery
+from pgpulse.errors import one_line
 from pgpulse.sql import UnsafeStatementError, normalize, parses, quote_ident, redact_sql
+from pgpulse.units import pretty_bytes
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -48,12 +61,22 @@ class Options:
     window_hours: float | None = None  # the period the workload's times were observed over, when known
 
 
+class Status(StrEnum):
+    """A verdict's status; the value is what the JSON report shows."""
+
+    improved = "improved"  # an advised index makes the query at least ``factor`` times cheaper
+    covered = "covered"  # an existing index already serves it
+    no_gain = "no-gain"  # no index helps enough (tiny table, nothing an index can serve, or not ``factor``)
+    skipped = "skipped"  # cannot be analysed or costed here; the reason says why
+    ignored = "ignored"  # not reported: the tools' own catalog queries, or outside ``--table``
+
+
 @dataclass
 class Verdict:
     """What the advisor concluded for one query."""
 
     query: WorkloadQuery
-    status: str  # "improved" | "covered" | "no-gain" | "skipped" | "ignored" (not reported)
+    status: Status
     reason: str
     cost_before: float | None = None
     cost_after: float | None = None
@@ -124,14 +147,14 @@ class Recommendation:
         columns = ", ".join(c.name for c in self.candidate.columns)
         return (
             f"{table.name} has {existing} index{'es' if existing != 1 else ''}; every INSERT, DELETE and every "
-            f"UPDATE that is not HOT will also maintain this one (~{_size(self.size_bytes)}), and UPDATEs that "
+            f"UPDATE that is not HOT will also maintain this one (~{pretty_bytes(self.size_bytes)}), and UPDATEs that "
             f"change {columns} can no longer be HOT. Writes since the statistics reset: {table.writes:,}."
         )
 
 
 @dataclass
 class Advice:
-    method: str
+    method: Method
     recommendations: list[Recommendation]
     verdicts: list[Verdict]
     redundant: list[Redundant] = field(default_factory=list)  # existing indexes the advice makes redundant
@@ -144,15 +167,6 @@ class Advice:
 def _py(text: str) -> str:
     """A Python string literal (double-quoted when it can be, as people write them)."""
     return json.dumps(text, ensure_ascii=False)
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 class Advisor:
@@ -187,11 +201,11 @@ class Advisor:
                 prepared = await self._prepare(query)
                 verdict = prepared if isinstance(prepared, Verdict) else await self._best(query, prepared)
             except Exception as exc:  # one query's failure is its verdict, never the end of the run
-                verdict = Verdict(query, "skipped", failure_reason(exc))
+                verdict = Verdict(query, Status.skipped, failure_reason(exc))
                 prepared = verdict
             verdict.reason = scrub(verdict.reason)
             self.log(f"  → {verdict.status}: {verdict.reason}")
-            if verdict.status != "ignored":
+            if verdict.status != Status.ignored:
                 verdicts.append(verdict)
             if not isinstance(prepared, Verdict):
                 if verdict.index is not None:
@@ -201,13 +215,13 @@ class Advisor:
         self.per_query_choices = [candidate for candidate, _, _ in chosen]
         timed = any(q.total_ms > 0 for q in workload)
         advice = Advice(self.verifier.method, [], verdicts, timed=timed, window_hours=self.options.window_hours)
-        if self.verifier.method == "hypopg" and work:
+        if self.verifier.method is Method.hypopg and work:
             try:
                 await self._select(work, advice)
                 return advice
             except Exception as exc:  # the per-query verdicts still stand: merge them instead
                 self.log(f"choosing for the whole workload failed ({failure_reason(exc)}); merging per-query advice")
-        elif self.verifier.method != "hypopg":
+        elif self.verifier.method is not Method.hypopg:
             self.log("rolled-back builds cost one index at a time: per-query advice merged (HypoPG chooses a set)")
         advice.recommendations = await self._merge(chosen)
         return advice
@@ -262,13 +276,13 @@ class Advisor:
             rec.write_ms = choice.write_ms if advice.timed else None
             for key, (before, after) in choice.served.items():
                 verdict, prepared = by_key[key]
-                if after * self.options.factor > before and verdict.status != "improved":
+                if after * self.options.factor > before and verdict.status != Status.improved:
                     continue  # its plan uses the index, but not to the --factor: its own verdict stands
                 if key not in served:
                     verdict.cost_before, verdict.cost_after = before, after
                     verdict.index = choice.candidate
-                    if verdict.status != "improved":
-                        verdict.status = "improved"
+                    if verdict.status != Status.improved:
+                        verdict.status = Status.improved
                         verdict.reason = f"{choice.candidate.reason} (chosen with the workload's other indexes)"
                     verdict.statement = (
                         prepared.stmt if prepared.not_measured is None and self.options.measure else None
@@ -281,10 +295,10 @@ class Advisor:
                 advice.recommendations.append(rec)
         declined = {key: d for d in selection.declined for key in d.keys}
         for key, (verdict, _) in by_key.items():
-            if key in served or verdict.status != "improved":
+            if key in served or verdict.status != Status.improved:
                 continue
             verdict.index, verdict.cost_after = None, None
-            verdict.status = "no-gain"
+            verdict.status = Status.no_gain
             if key in declined:
                 d = declined[key]
                 names = " + ".join(f"({c.column_list()}) on {c.table.name}" for c in d.option)
@@ -299,37 +313,60 @@ class Advisor:
                 )
 
     async def _prepare(self, query: WorkloadQuery) -> _Prepared | Verdict:
+        """The query's shape, its cost now and the candidates worth trying; or its verdict when there is none."""
+        read = await self._read(query)
+        if isinstance(read, Verdict):
+            return read
+        shape, tables = read
+        resolution = resolve(shape, tables)
+        for note in resolution.notes:
+            self.log(f"  note: {note}")
+        prepared = await self._cost_now(query, shape, resolution)
+        found = self._candidates(resolution, prepared)
+        prepared.candidates = found.candidates
+        if self.verifier.method is not Method.hypopg:
+            prepared.bundles.clear()  # an OR's indexes are costed together only by the set selection
+        if found.candidates or prepared.bundles:
+            return prepared  # without a single candidate, the set selection costs the OR's indexes together
+        return self._no_candidate(query, prepared, resolution, found)
+
+    async def _read(self, query: WorkloadQuery) -> tuple[QueryShape, dict[str, TableInfo]] | Verdict:
+        """Parse the query (through views), check it, and load its tables' statistics; a verdict for a query
+        that is not ours to advise on (not a query, catalogs only, another table than ``--table``, no stats)."""
         # A workload read from the server or its log also holds the tools' own catalog queries: "ignored"
         # verdicts are left out of the report for those sources, and shown for queries the user gave.
-        noise = "ignored" if query.source in ("pg_stat_statements", "log") else "skipped"
+        noise = Status.ignored if query.source in (Source.pg_stat_statements, Source.log) else Status.skipped
         try:
             shape = await analyze_with_views(self.conn, query.sql)  # views read through to their tables
         except UnsupportedQuery as exc:
-            return Verdict(query, noise if isinstance(exc, NotAQuery) else "skipped", str(exc))
+            return Verdict(query, noise if isinstance(exc, NotAQuery) else Status.skipped, str(exc))
         wanted = self.options.table
         if wanted and not any(wanted in (r.name, f"{r.schema}.{r.name}") for r in shape.tables):
-            return Verdict(query, "ignored", f"does not read {wanted}")
+            return Verdict(query, Status.ignored, f"does not read {wanted}")
         try:  # the statement itself is checked before anything of it is sent
             statement(query.sql)
         except UnsafeStatementError as exc:
-            return Verdict(query, "skipped", f"not sent to the server: {exc}")
+            return Verdict(query, Status.skipped, f"not sent to the server: {exc}")
         tables: dict[str, TableInfo] = {}
         for ref in shape.tables:
             info = await self.table(ref.schema, ref.name)
             if info is None and (ref.schema in SYSTEM_SCHEMAS or ref.name.startswith("pg_")):
                 return Verdict(query, noise, "reads only system catalogs")
             if info is None:
-                return Verdict(query, "skipped", f"table {ref.name!r} not found (or not a table) in this database")
+                return Verdict(query, Status.skipped, f"table {ref.name!r} not found (or not a table) in this database")
             tables[ref.alias] = info
         if all(t.schema in SYSTEM_SCHEMAS for t in tables.values()):
             return Verdict(query, noise, "reads only system catalogs")
         unanalyzed = [t.name for t in tables.values() if not t.analyzed]
         if unanalyzed:
             names = ", ".join(unanalyzed)
-            return Verdict(query, "skipped", f"{names} never analyzed: no statistics to cost with; run ANALYZE {names}")
-        resolution = resolve(shape, tables)
-        for note in resolution.notes:
-            self.log(f"  note: {note}")
+            return Verdict(
+                query, Status.skipped, f"{names} never analyzed: no statistics to cost with; run ANALYZE {names}"
+            )
+        return shape, tables
+
+    async def _cost_now(self, query: WorkloadQuery, shape: QueryShape, resolution: Resolution) -> _Prepared:
+        """EXPLAIN the query as it is (and with --measure, time it), with representative values bound."""
         stmt = statement(query.sql, resolution, shape.limit_param, shape.offset_param)
         if stmt.values:
             # which column each value comes from, never the value: pg_stats holds the application's data
@@ -356,15 +393,19 @@ class Advisor:
         self.log(
             f"  cost now {before.cost:,.1f}" + (f", uses {', '.join(sorted(before.indexes))}" if before.indexes else "")
         )
-        candidates: list[Candidate] = []
-        unverifiable: list[Candidate] = []
-        tiny: list[str] = []
+        return prepared
+
+    def _candidates(self, resolution: Resolution, prepared: _Prepared) -> _Found:
+        """Sort each table's candidates: to verify, already served by an index (``prepared.covered``), not
+        verifiable by this verifier, or on a table too small for any index to matter. An OR's per-branch
+        bundles go to ``prepared.bundles``."""
+        found = _Found()
         for plan in resolution.plans:
             info = plan.table
             if info.schema in SYSTEM_SCHEMAS:
                 continue
             if info.rows < self.options.min_rows and info.pages < 10:
-                tiny.append(f"{info.name} ({info.rows:,.0f} rows)")
+                found.tiny.append(f"{info.name} ({info.rows:,.0f} rows)")
                 continue
             for bundle in bundles_for(plan):  # an OR's branches: only the set selection costs them together
                 if all(c.method == "btree" for c in bundle) and bundle not in prepared.bundles:
@@ -376,53 +417,53 @@ class Advisor:
                         f"  candidate ({candidate.column_list()}) on {info.name}: already served by {existing.name}"
                     )
                     prepared.covered.append(existing.name)
-                elif candidate.method != "btree" and self.verifier.method == "hypopg":
+                elif candidate.method != "btree" and self.verifier.method is Method.hypopg:
                     # HypoPG costs B-tree, BRIN, hash and bloom indexes only: say so rather than guess
                     self.log(f"  candidate {candidate.create_sql(False)}: HypoPG cannot cost it")
-                    unverifiable.append(candidate)
+                    found.unverifiable.append(candidate)
                 else:
                     self.log(f"  candidate ({candidate.column_list()}) on {info.name}: {candidate.reason}")
-                    candidates.append(candidate)
-        prepared.candidates = candidates
-        if self.verifier.method != "hypopg":
-            prepared.bundles.clear()  # an OR's indexes are costed together only by the set selection
-        if not candidates and prepared.bundles:
-            return prepared  # no single index serves it; the set selection costs the OR's indexes together
-        if not candidates and unverifiable:
+                    found.candidates.append(candidate)
+        return found
+
+    def _no_candidate(
+        self, query: WorkloadQuery, prepared: _Prepared, resolution: Resolution, found: _Found
+    ) -> Verdict:
+        """The verdict for a query no candidate is left to verify for, with the most useful reason."""
+        before = prepared.before
+        if found.unverifiable:
             return Verdict(
                 query,
-                "skipped",
-                f"not verifiable here: {unverifiable[0].create_sql()} would serve it, but HypoPG cannot cost "
-                f"{unverifiable[0].method.upper()} indexes; verify it with --allow-build on a disposable copy",
+                Status.skipped,
+                f"not verifiable here: {found.unverifiable[0].create_sql()} would serve it, but HypoPG cannot cost "
+                f"{found.unverifiable[0].method.upper()} indexes; verify it with --allow-build on a disposable copy",
                 before.cost,
             )
-        if not candidates:
-            if prepared.covered:
-                served = ", ".join(dict.fromkeys(prepared.covered))
-                return self._verdict(query, prepared, "covered", f"already served by {served}", before.cost)
-            if tiny:
-                return self._verdict(
-                    query, prepared, "no-gain", f"tiny table: {', '.join(tiny)}; a sequential scan is as fast"
-                )
-            unkeyable = [
-                f"{name} ({plan.table.columns[name].type})"
-                for plan in resolution.plans
-                for name in dict.fromkeys(plan.equality + plan.in_list + plan.ranges + plan.joins)
-                if name in plan.table.columns and not btree_keyable(plan.table.columns[name])
-            ]
-            if unkeyable:  # CREATE INDEX would fail: not advisable here, and the reason is the type
-                return self._verdict(
-                    query,
-                    prepared,
-                    "skipped",
-                    f"{', '.join(unkeyable)}: no default operator class for a B-tree index (a GiST or other index "
-                    "may serve it; pgpulse proposes B-tree and GIN indexes)",
-                )
-            return self._verdict(query, prepared, "no-gain", "no predicate or ORDER BY an index can serve")
-        return prepared
+        if prepared.covered:
+            served = ", ".join(dict.fromkeys(prepared.covered))
+            return self._verdict(query, prepared, Status.covered, f"already served by {served}", before.cost)
+        if found.tiny:
+            return self._verdict(
+                query, prepared, Status.no_gain, f"tiny table: {', '.join(found.tiny)}; a sequential scan is as fast"
+            )
+        unkeyable = [
+            f"{name} ({plan.table.columns[name].type})"
+            for plan in resolution.plans
+            for name in dict.fromkeys(plan.equality + plan.in_list + plan.ranges + plan.joins)
+            if name in plan.table.columns and not btree_keyable(plan.table.columns[name])
+        ]
+        if unkeyable:  # CREATE INDEX would fail: not advisable here, and the reason is the type
+            return self._verdict(
+                query,
+                prepared,
+                Status.skipped,
+                f"{', '.join(unkeyable)}: no default operator class for a B-tree index (a GiST or other index "
+                "may serve it; pgpulse proposes B-tree and GIN indexes)",
+            )
+        return self._verdict(query, prepared, Status.no_gain, "no predicate or ORDER BY an index can serve")
 
     def _verdict(
-        self, query: WorkloadQuery, prepared: _Prepared, status: str, reason: str, after: float | None = None
+        self, query: WorkloadQuery, prepared: _Prepared, status: Status, reason: str, after: float | None = None
     ) -> Verdict:
         return Verdict(
             query,
@@ -460,17 +501,19 @@ class Advisor:
             if prepared.covered:
                 covered = f"; already served by {', '.join(dict.fromkeys(prepared.covered))}"
             if refused and len(refused) == len(prepared.candidates):
-                return self._verdict(query, prepared, "skipped", "no candidate can be built: " + "; ".join(refused))
+                return self._verdict(
+                    query, prepared, Status.skipped, "no candidate can be built: " + "; ".join(refused)
+                )
             note = f"; not possible: {'; '.join(refused)}" if refused else ""
             return self._verdict(
                 query,
                 prepared,
-                "covered" if prepared.covered else "no-gain",
+                Status.covered if prepared.covered else Status.no_gain,
                 f"no candidate cuts the cost {self.options.factor}× or more{covered}{note}",
             )
         candidate, trial = best
         prepared.best_size = trial.size_bytes.get(candidate, 0)
-        verdict = self._verdict(query, prepared, "improved", candidate.reason, trial.after.cost)
+        verdict = self._verdict(query, prepared, Status.improved, candidate.reason, trial.after.cost)
         verdict.index = candidate
         verdict.statement = prepared.stmt if prepared.not_measured is None and self.options.measure else None
         return verdict
@@ -542,15 +585,10 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, asyncpg.DataError):
         return f"cannot EXPLAIN it here: {type(exc).__name__} (values not shown)"
     if isinstance(exc, asyncpg.PostgresError):
-        return f"cannot EXPLAIN it here: {_first_line(exc)}"
+        return f"cannot EXPLAIN it here: {one_line(exc)}"
     if isinstance(exc, (UnsafeStatementError, CandidateRefused, Unbindable)):
-        return f"not sent to the server: {_first_line(exc)}"
-    return f"skipped after an unexpected {type(exc).__name__}: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+        return f"not sent to the server: {one_line(exc)}"
+    return f"skipped after an unexpected {type(exc).__name__}: {one_line(exc)}"
 
 
 NARROWER_WITHIN = 1.1  # a narrower index within 10% of the cheapest plan wins: cheaper to write and keep
@@ -569,6 +607,15 @@ def _pick(qualified: list[tuple[Candidate, Trial]]) -> tuple[Candidate, Trial] |
     near = [(i, c, t) for i, (c, t) in enumerate(qualified) if t.after.cost <= cheapest * NARROWER_WITHIN]
     _, candidate, trial = min(near, key=lambda x: (len(x[1].columns), x[2].after.cost, x[0]))
     return candidate, trial
+
+
+@dataclass
+class _Found:
+    """A query's candidates, sorted by what can be done with them (see ``Advisor._candidates``)."""
+
+    candidates: list[Candidate] = field(default_factory=list)  # to verify
+    unverifiable: list[Candidate] = field(default_factory=list)  # HypoPG cannot cost their method
+    tiny: list[str] = field(default_factory=list)  # tables too small for an index to matter, as shown
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from pgpulse.advisor.selection import Workitem, per_query_best, prepare_work, select_indexes
-from pgpulse.advisor.workload import WorkloadQuery
+from pgpulse.advisor.workload import Source, WorkloadQuery
 from pgpulse.sql import quote_ident
 
 TEMPLATES = (
@@ -98,7 +98,7 @@ def workload(tables: int, shapes: int, seed: int) -> list[WorkloadQuery]:
         template = TEMPLATES[(n // tables + n) % len(TEMPLATES)]
         sql = template.format(t=table, a=rng.randrange(1000), b=rng.randrange(50), e=rng.randrange(20000))
         calls = max(1, int(2000 / (1 + n) ** 0.8))
-        queries.append(WorkloadQuery(sql, "file", calls, calls * 1.0))  # ~1 ms a call before any index
+        queries.append(WorkloadQuery(sql, Source.file, calls, calls * 1.0))  # ~1 ms a call before any index
     return queries
 
 
@@ -190,17 +190,18 @@ async def run_advisor(url: str, tables: int = 50, shapes: int = 200, seed: int =
     )
 
 
-def main() -> None:
+def main() -> int:
     if len(sys.argv) != 2:
         print("usage: python -m pgpulse.advisor.benchmark postgresql://…/scratch_db", file=sys.stderr)
-        raise SystemExit(2)
+        return 2
     result = asyncio.run(run(sys.argv[1]))
     print(result.text())
     for create in result.chosen:
         print(f"  {create};")
     command = asyncio.run(run_advisor(sys.argv[1]))
     print(command.text())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, Literal
 
 from pgpulse.advisor.catalog import ColumnStats, ExistingIndex, TableInfo
 from pgpulse.advisor.parse import (
@@ -32,6 +32,9 @@ from pgpulse.advisor.parse import (
     render_expression,
 )
 from pgpulse.sql import quote_ident
+
+# The index access methods the advisor proposes: btree, or gin for containment and full text.
+IndexMethod = Literal["btree", "gin"]
 
 MAX_NAME = 63
 RARE_SHARE = 0.05  # a value on at most this share of the rows is rare enough for a partial index
@@ -63,7 +66,7 @@ class Candidate:
     reason: str = field(compare=False, default="")
     where: str | None = None  # a partial index's predicate, as SQL rendered by pglast (``status = 'failed'``)
     include: tuple[str, ...] = ()  # non-key columns stored in the index, for an index-only scan
-    method: str = "btree"  # "gin" for containment and full text (HypoPG cannot cost those: see advise)
+    method: IndexMethod = "btree"  # "gin" for containment and full text (HypoPG cannot cost those: see advise)
     # Its trailing keys are a query's ORDER BY: the scan returns the rows sorted and LIMIT stops early, which
     # keeps the plan cheap for a hot key too — more than one representative value's cost shows (see selection).
     ordered: bool = field(compare=False, default=False)

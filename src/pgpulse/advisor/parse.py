@@ -25,10 +25,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pglast import ast, parse_sql
 from pglast.enums import A_Expr_Kind, BoolExprType, CTEMaterialize, NullTestType, SetOperation, SortByDir, SubLinkType
+
+from pgpulse.errors import one_line
 
 RANGE_OPS = {"<", ">", "<=", ">="}
 FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "="}
@@ -58,11 +60,16 @@ class TableRef:
     view: str | None = None  # the view this table was read through, if any
 
 
+# What a predicate compares a column with: one value (``=``), a list (``IN``/``= ANY``), ``IS NULL``, a range
+# (``<``, ``BETWEEN``…), another table's column (a join), or a containment/full-text operator (an index on gin).
+PredicateKind = Literal["eq", "in", "null", "range", "join", "gin"]
+
+
 @dataclass(frozen=True)
 class Predicate:
     qualifier: str | None  # table alias/name as written; None when the column is unqualified
     column: str
-    kind: str  # "eq" | "in" | "null" | "range" | "join"
+    kind: PredicateKind
     op: str = "="
     param: int | None = None  # $n compared with the column, for representative values
     params: tuple[int, ...] = ()  # every $n compared with the column (an expanded IN list has several)
@@ -125,10 +132,13 @@ class Scope:
         return None
 
 
+StatementKind = Literal["select", "insert", "update", "delete"]
+
+
 @dataclass
 class QueryShape:
     sql: str
-    statement: str  # "select" | "update" | "delete"
+    statement: StatementKind
     tables: list[TableRef] = field(default_factory=list)
     predicates: list[Predicate] = field(default_factory=list)
     order_by: list[OrderItem] = field(default_factory=list)
@@ -181,7 +191,7 @@ def _parse_one(sql: str) -> Any:
     try:
         statements = parse_sql(sql)
     except Exception as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc)
         raise UnsupportedQuery(f"not valid PostgreSQL SQL: {message}") from exc
     if len(statements) != 1:
         raise UnsupportedQuery(f"expected one statement, got {len(statements)}")
@@ -451,7 +461,7 @@ class _Reader:
                 (column, expression), value, op = found, node.lexpr, FLIP[op]
             else:
                 return
-            kind = "eq" if op == "=" else "range"
+            kind: PredicateKind = "eq" if op == "=" else "range"
             number = _param(value)
             constant = _constant(value) if expression is None else None
             add(Predicate(column[0], column[1], kind, op, number, _direct(number), scope, expression, constant))

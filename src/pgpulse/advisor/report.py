@@ -11,13 +11,14 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from pgpulse.advisor.advise import Advice, Recommendation, Verdict, _size, shape_of
+from pgpulse.advisor.advise import Advice, Recommendation, Status, Verdict, shape_of
 from pgpulse.advisor.catalog import index_name
+from pgpulse.units import pretty_bytes
 
 # Queries are shown as their normalized shape (every constant a $n): a query's literals and the pg_stats values
 # it was costed with are application data, and a report is pasted into tickets and chats.
 
-STATUS_STYLE = {"improved": "green", "covered": "cyan", "no-gain": "yellow", "skipped": "dim"}
+STATUS_STYLE = {Status.improved: "green", Status.covered: "cyan", Status.no_gain: "yellow", Status.skipped: "dim"}
 
 
 def _ms(value: float | None) -> str:
@@ -128,6 +129,12 @@ def redundant_dicts(advice: Advice) -> list[dict[str, Any]]:
     ]
 
 
+def _reason(v: Verdict) -> str:
+    """The verdict's reason, plus why --measure did not run a query the advisor did not improve."""
+    unmeasured = v.not_measured and v.status is not Status.improved
+    return v.reason + (f"; not executed: {v.not_measured}" if unmeasured else "")
+
+
 def render_json(advice: Advice, target: str) -> str:
     doc = {
         "database": target,
@@ -147,7 +154,7 @@ def render_markdown(advice: Advice, target: str) -> str:
     if not advice.recommendations:
         lines += ["No index to add: every query read is already served, or no candidate met the cost factor.", ""]
     for i, r in enumerate(advice.recommendations, 1):
-        lines += [f"## {i}. `{r.name}` on `{r.candidate.table.qualified}` (~{_size(r.size_bytes)})", ""]
+        lines += [f"## {i}. `{r.name}` on `{r.candidate.table.qualified}` (~{pretty_bytes(r.size_bytes)})", ""]
         lines += ["```sql", r.create_sql, "```", ""]
         for v in r.verdicts:
             lines.append(f"- `{shown(v)}` ({v.query.calls} calls): {v.reason}; {_speedup(v)}")
@@ -161,7 +168,7 @@ def render_markdown(advice: Advice, target: str) -> str:
     lines += ["## queries", "", "| status | query | reason |", "|---|---|---|"]
     for v in advice.verdicts:
         query = shown(v).replace("|", "\\|").replace("`", "'")
-        reason = v.reason + (f"; not executed: {v.not_measured}" if v.not_measured and v.status != "improved" else "")
+        reason = _reason(v)
         lines.append(f"| {v.status} | `{query}` | {reason.replace('|', '/')} |")
     return "\n".join(lines)
 
@@ -178,7 +185,7 @@ def render_table(advice: Advice, target: str, console: Console) -> None:
         for v in r.verdicts:
             body.add_row("serves", f"{escape(shown(v))}\n[dim]{escape(v.reason)}[/]\n{escape(_speedup(v))}")
         body.add_row("saving", escape(saving_text(r, advice)))
-        body.add_row("size", f"~{_size(r.size_bytes)}")
+        body.add_row("size", f"~{pretty_bytes(r.size_bytes)}")
         body.add_row("write cost", r.write_note())
         body.add_row("alembic", Syntax(r.alembic(), "python", word_wrap=True, background_color="default"))
         console.print(Panel(body, title=f"{i}. {r.name}", title_align="left", border_style="green"))
@@ -191,6 +198,6 @@ def render_table(advice: Advice, target: str, console: Console) -> None:
     table.add_column("verdict", ratio=2)
     for v in advice.verdicts:
         style = STATUS_STYLE.get(v.status, "")
-        reason = v.reason + (f"; not executed: {v.not_measured}" if v.not_measured and v.status != "improved" else "")
+        reason = _reason(v)
         table.add_row(f"[{style}]{v.status}[/]", escape(shown(v)), escape(reason))
     console.print(table)

@@ -34,6 +34,7 @@ from pgpulse.advisor.parse import UnsupportedQuery
 from pgpulse.advisor.partitions import with_partition_stats
 from pgpulse.advisor.views import analyze_with_views
 from pgpulse.advisor.workload import WorkloadQuery
+from pgpulse.errors import UserError, one_line
 from pgpulse.sql import UnsafeStatementError, one_statement, quote_qualified
 from pgpulse.sql.guard import DML_KINDS
 
@@ -42,7 +43,7 @@ MIN_NET_SHARE = 0.001  # a chosen index must save at least this share of the wor
 MIN_SAVING_SHARE = 0.2  # a chosen index must remove at least this share of one query's cost (else it is noise)
 
 
-class SelectionError(RuntimeError):
+class SelectionError(UserError, RuntimeError):
     """The workload cannot be costed as a set here; the message says what is missing."""
 
 
@@ -251,7 +252,7 @@ async def prepare_work(
             one_statement(query.sql, DML_KINDS)
             raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query.sql}")
         except (UnsafeStatementError, asyncpg.PostgresError) as exc:
-            skipped[key] = f"cannot EXPLAIN it here: {str(exc).splitlines()[0]}"
+            skipped[key] = f"cannot EXPLAIN it here: {one_line(exc)}"
             continue
         before = float((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]["Total Cost"])
         items.append(

@@ -32,6 +32,7 @@ import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,7 @@ from pglast import ast
 
 from pgpulse.advisor.candidates import Candidate, Resolution
 from pgpulse.advisor.catalog import ColumnStats, create_index_sql
+from pgpulse.errors import UserError
 from pgpulse.errors import one_line as _one_line
 from pgpulse.sql import quote_qualified
 from pgpulse.sql.guard import (
@@ -104,7 +106,7 @@ async def _quiet_auto_explain(conn: asyncpg.Connection, log: Callable[[str], Non
         log(f"auto_explain is active in this session and cannot be turned off ({_one_line(exc)})")
 
 
-class VerifyError(RuntimeError):
+class VerifyError(UserError, RuntimeError):
     """Candidates cannot be verified on this database; the message says what to enable."""
 
 
@@ -214,18 +216,26 @@ _generic_names = itertools.count(1)
 _INDETERMINATE = re.compile(r"parameter \$(\d+)")
 
 
+class Method(StrEnum):
+    """How a :class:`Verifier` costs an index; the value is the JSON report's ``method``."""
+
+    hypopg = "hypopg"  # hypothetical indexes (HypoPG): nothing is built, nothing is locked
+    build = "build"  # each index built in a transaction that is rolled back (takes a SHARE lock)
+    applied = "applied"  # the indexes exist (after --apply): only timing the queries again
+
+
 class Verifier:
     """Costs queries on one connection, with hypothetical or rolled-back indexes."""
 
     def __init__(
         self,
         conn: asyncpg.Connection,
-        method: str,
+        method: Method,
         server_version: int,
         log: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.conn = conn
-        self.method = method  # "hypopg" | "build"
+        self.method = method
         self.server_version = server_version
         self.log = log
         self.explains = 0  # EXPLAINs run, for the benchmark's count
@@ -237,9 +247,9 @@ class Verifier:
         version = int(await conn.fetchval("SHOW server_version_num"))
         if await conn.fetchval("SELECT true FROM pg_extension WHERE extname = 'hypopg'"):
             await _quiet_auto_explain(conn, log)
-            return cls(conn, "hypopg", version, log)
+            return cls(conn, Method.hypopg, version, log)
         if allow_build:
-            return cls(conn, "build", version, log)
+            return cls(conn, Method.build, version, log)
         available = await conn.fetchval("SELECT true FROM pg_available_extensions WHERE name = 'hypopg'")
         if available:
             raise VerifyError(
@@ -393,7 +403,7 @@ class Verifier:
     async def trial(self, stmt: Statement, candidates: Sequence[Candidate], before: Costed, measure: bool) -> Trial:
         """Cost ``stmt`` with all ``candidates`` present at once. A candidate PostgreSQL refuses raises
         :class:`CandidateRefused` (the caller makes it that candidate's verdict)."""
-        if self.method == "hypopg":
+        if self.method is Method.hypopg:
             return await self._trial_hypopg(stmt, candidates, before)
         return await self._trial_build(stmt, candidates, before, measure)
 

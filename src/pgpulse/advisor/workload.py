@@ -8,11 +8,13 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
 import asyncpg
 
+from pgpulse.errors import UserError
 from pgpulse.logs import read_logs, summarize
 from pgpulse.sql import fingerprint, split_statements
 
@@ -46,14 +48,25 @@ HIDDEN = "<insufficient privilege>"  # what pg_stat_statements shows for other r
 HIDDEN_MARGIN = 50
 
 
-class WorkloadError(RuntimeError):
+class WorkloadError(UserError, RuntimeError):
     """The workload cannot be read; the message says what to do instead."""
+
+
+class Source(StrEnum):
+    """Where a workload query came from; the value is the JSON report's ``source``."""
+
+    pg_stat_statements = "pg_stat_statements"
+    pg_stat_activity = "pg_stat_activity"
+    log = "log"  # a server log (pgpulse logs)
+    argument = "argument"  # --query
+    file = "file"  # --file
+    stdin = "stdin"  # --stdin
 
 
 @dataclass(frozen=True)
 class WorkloadQuery:
     sql: str
-    source: str  # "pg_stat_statements" | "log" | "argument" | "file"
+    source: Source
     calls: int = 1
     total_ms: float = 0.0
     mean_ms: float = 0.0
@@ -94,7 +107,7 @@ async def from_pg_stat_statements(
     if queryid is not None and not rows:
         raise WorkloadError(f"queryid {queryid} is not in pg_stat_statements for this database")
     return [
-        WorkloadQuery(r["query"], "pg_stat_statements", r["calls"], r["total_ms"], r["mean_ms"], r["queryid"])
+        WorkloadQuery(r["query"], Source.pg_stat_statements, r["calls"], r["total_ms"], r["mean_ms"], r["queryid"])
         for r in rows
     ]
 
@@ -108,10 +121,10 @@ def from_logs(paths: list[Path], limit: int, min_calls: int = 1) -> list[Workloa
     except (OSError, EOFError) as exc:
         raise WorkloadError(f"cannot read log: {exc}") from exc
     stats = sorted(summarize(parsed.entries), key=lambda s: s.total, reverse=True)
-    return [WorkloadQuery(s.query, "log", s.count, s.total, s.mean) for s in stats if s.count >= min_calls][:limit]
+    return [WorkloadQuery(s.query, Source.log, s.count, s.total, s.mean) for s in stats if s.count >= min_calls][:limit]
 
 
-def from_text(texts: list[str], source: str) -> list[WorkloadQuery]:
+def from_text(texts: list[str], source: Source) -> list[WorkloadQuery]:
     """Split SQL text into statements (PostgreSQL's scanner: semicolons in strings are not boundaries)."""
     return [WorkloadQuery(statement, source) for text in texts for statement in split_statements(text)]
 
@@ -121,12 +134,12 @@ def from_file(path: Path) -> list[WorkloadQuery]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return from_text([text], "file")
+    return from_text([text], Source.file)
 
 
 def from_stdin(stream: TextIO) -> list[WorkloadQuery]:
     """Statements piped in (``cat queries.sql | pgpulse advise --stdin``)."""
-    return from_text([stream.read()], "stdin")
+    return from_text([stream.read()], Source.stdin)
 
 
 async def from_pg_stat_activity(
@@ -142,7 +155,7 @@ async def from_pg_stat_activity(
             key = fingerprint(row["query"])
             known = seen.get(key)
             calls = known.calls + 1 if known else 1
-            seen[key] = WorkloadQuery(row["query"], "pg_stat_activity", calls, calls * interval * 1000)
+            seen[key] = WorkloadQuery(row["query"], Source.pg_stat_activity, calls, calls * interval * 1000)
         if time.monotonic() >= deadline:
             break
         await asyncio.sleep(interval)

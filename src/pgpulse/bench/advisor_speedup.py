@@ -23,12 +23,13 @@ import asyncpg
 from pgpulse.advisor.advise import Advisor, Options
 from pgpulse.advisor.apply import apply
 from pgpulse.advisor.verify import Verifier
-from pgpulse.advisor.workload import WorkloadQuery
+from pgpulse.advisor.workload import Source, WorkloadQuery
 from pgpulse.citizenapp.migrate import upgrade_async
 from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.databases import create_database
 from pgpulse.db.embedded import ephemeral_server
 from pgpulse.doctor.runner import connect
+from pgpulse.errors import PgPulseError
 from pgpulse.stats import percentile
 
 SEED_SQL = "SELECT * FROM posts WHERE user_id = $1 AND status = 'published' ORDER BY created_at DESC LIMIT 10"
@@ -99,11 +100,11 @@ async def measure(url: str, posts: int, rounds: int) -> AdvisorSpeedup:
     try:
         await ro.execute("SET statement_timeout = '10min'")
         verifier = await Verifier.create(ro, allow_build=True)
-        advice = await Advisor(ro, verifier, Options(), lambda _: None).run([WorkloadQuery(SEED_SQL, "argument")])
+        advice = await Advisor(ro, verifier, Options(), lambda _: None).run([WorkloadQuery(SEED_SQL, Source.argument)])
     finally:
         await ro.close()
     if not advice.recommendations:
-        raise SystemExit(f"the advisor proposed nothing: {advice.verdicts[0].reason}")
+        raise PgPulseError(f"the advisor proposed nothing: {advice.verdicts[0].reason}")
     rec = advice.recommendations[0]
     result = AdvisorSpeedup(
         posts=seeded.posts,
@@ -118,7 +119,7 @@ async def measure(url: str, posts: int, rounds: int) -> AdvisorSpeedup:
             before = await _time(conn, hot, repeats=20)
             applied = await apply(url, [rec], lock_timeout_ms=5_000)
             if not applied[0].ok:
-                raise SystemExit(f"--apply failed: {applied[0].message}")
+                raise PgPulseError(f"--apply failed: {applied[0].message}")
             await conn.execute("ANALYZE posts")
             after = await _time(conn, hot, repeats=300)
             result.rounds.append({"before": before, "after": after})

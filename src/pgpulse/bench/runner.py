@@ -1,6 +1,7 @@
 """Run the pairs: one database, seeded once, every pair in turn; then JSON, Markdown and plots.
 
-``run_bench`` is the Python API (tests call it); ``run_cli`` adds argument checks and one-line errors.
+``run_bench`` is the Python API (tests call it); ``run_cli`` adds argument checks and the printed report, and
+raises :class:`BenchError` (one line, shown by ``pgpulse.cli``) instead of exiting.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pgpulse.bench.report import compare_runs, write_outputs
 from pgpulse.bench.stats import PairResult
 from pgpulse.db.embedded import EmbeddedError, ephemeral_server
 from pgpulse.db.urls import DatabaseURLError, libpq_url, redact
-from pgpulse.errors import UserError, fail
+from pgpulse.errors import UserError, one_line
 
 PairRunner = Callable[[BenchContext], Awaitable[PairResult]]
 PAIRS: dict[str, PairRunner] = {
@@ -35,6 +36,10 @@ PAIRS: dict[str, PairRunner] = {
     "profiler": profiler_overhead.run,
 }
 SCHEMA = 1
+
+
+class BenchError(UserError):
+    """The benchmark could not run: a bad argument, an output directory it cannot create, a failing server."""
 
 
 def parse_only(only: str | None) -> list[str]:
@@ -90,7 +95,7 @@ async def _run(url: str, names: list[str], quick: bool, log: Log) -> tuple[dict[
                 pair = await PAIRS[name](ctx)
             except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
                 # One broken pair must not throw away the minutes the others took: record it, go on.
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                message = one_line(exc)
                 log(f"pair {name} FAILED: {message}")
                 pairs.append(PairResult(name, name, error=message))
                 continue
@@ -154,27 +159,26 @@ def fresh_out_dir(now: datetime | None = None) -> Path:
     return candidate
 
 
-def run_cli(database_url: str | None, *, only: str | None, quick: bool, out: str | None, compare: str | None) -> None:
-    try:
-        names = parse_only(only)
-        old = load_results(compare) if compare else None
-        url = checked_url(database_url)
-    except (UserError, DatabaseURLError) as exc:
-        fail(str(exc))
+def run_cli(
+    database_url: str | None, *, only: str | None, quick: bool, out: str | None, compare: str | None
+) -> tuple[list[str], Path]:
+    """Run the benchmark and print its report; return the pairs that failed and the report's path."""
+    names = parse_only(only)  # UserError: one line through the CLI
+    old = load_results(compare) if compare else None
+    url = checked_url(database_url)  # DatabaseURLError, a UserError as well
     out_dir = Path(out) if out else fresh_out_dir()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        fail(f"cannot create output directory {out_dir}: {exc.strerror}")
+        raise BenchError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
     try:
         result = run_bench(url, names, quick=quick, out=out_dir)
     except Exception as exc:  # the command's edge: one redacted line, whatever the driver raised
         where = redact(url) if url else "the embedded server"
-        lines = str(exc).strip().splitlines()
-        reason = lines[0] if lines else type(exc).__name__
+        reason = one_line(exc)
         if not isinstance(exc, (OSError, asyncpg.PostgresError, DatabaseURLError, EmbeddedError)):
             reason = f"{type(exc).__name__}: {reason}"
-        fail(f"bench failed on {where}: {reason}")
+        raise BenchError(f"bench failed on {where}: {reason}") from exc
     print((out_dir / "latest.md").read_text())
     if old is not None:
         table = compare_runs(old, result)
@@ -183,5 +187,4 @@ def run_cli(database_url: str | None, *, only: str | None, quick: bool, out: str
         print(table)
     print(f"results: {', '.join(result['files'])}")
     failed = [name for name, pair in result["pairs"].items() if pair.get("error")]
-    if failed:
-        fail(f"pair(s) {', '.join(failed)} failed: see the log above and {out_dir / 'latest.md'}", code=1)
+    return failed, out_dir / "latest.md"

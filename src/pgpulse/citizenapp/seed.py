@@ -85,6 +85,61 @@ def _posts_per_user(spec: SeedSpec, rng: random.Random) -> list[int]:
     return counts
 
 
+@dataclass(frozen=True)
+class _Offsets:
+    """The highest id already in each table: a seed without ``reset`` appends after them."""
+
+    user: int
+    post: int
+    comment: int
+
+    @classmethod
+    async def read(cls, conn: asyncpg.Connection) -> _Offsets:
+        ids = [
+            int(await conn.fetchval(f"SELECT COALESCE(max(id), 0) FROM {t}")) for t in ("users", "posts", "comments")
+        ]
+        return cls(*ids)
+
+
+def _user_rows(first: int, count: int) -> list[tuple[int, str, str, datetime]]:
+    return [
+        (first + i, f"Citizen {first + i}", f"citizen{first + i}@example.org", EPOCH + timedelta(minutes=i))
+        for i in range(count)
+    ]
+
+
+def _post_rows(
+    rng: random.Random, owners: list[int], first: int, titles: list[str], bodies: list[str]
+) -> Iterator[tuple[int, int, str, str, str, datetime]]:
+    """One post per entry of ``owners`` (ids from ``first``), with a weighted status and a time in 300 days."""
+    picks = rng.choices([name for name, _ in STATUS_WEIGHTS], weights=[w for _, w in STATUS_WEIGHTS], k=len(owners))
+    span_us = 300 * 24 * 3600 * 10**6
+    pick = rng.randrange
+    for i, owner in enumerate(owners):
+        pid = first + i
+        created = EPOCH + timedelta(microseconds=pick(span_us))
+        yield pid, owner, f"Post {pid}: {titles[pick(PHRASES)]}", bodies[pick(PHRASES)], picks[i], created
+
+
+def _comment_rows(
+    rng: random.Random, spec: SeedSpec, offsets: _Offsets, posts: int, regular: int, users: int, texts: list[str]
+) -> Iterator[tuple[int, int, int, str, datetime]]:
+    """Comments on the ``posts`` posts just loaded: exponentially many on each of the first ``regular``,
+    ``SHOWCASE_COMMENTS`` on each showcase post after them, by random users."""
+    cid = offsets.comment
+    for i in range(posts):
+        post_id = offsets.post + i + 1
+        if i >= regular:
+            n = SHOWCASE_COMMENTS
+        else:
+            # rounded, not truncated: the mean stays at comments_per_post (truncating gave 0.58 for 1.0)
+            n = round(rng.expovariate(1 / spec.comments_per_post)) if spec.comments_per_post else 0
+        for _ in range(n):
+            cid += 1
+            commenter = offsets.user + rng.randrange(users) + 1
+            yield cid, post_id, commenter, texts[rng.randrange(PHRASES)], EPOCH + timedelta(seconds=cid)
+
+
 async def seed(
     database_url: str,
     spec: SeedSpec | None = None,
@@ -100,74 +155,37 @@ async def seed(
     try:
         if reset:
             await conn.execute("TRUNCATE comments, posts, users RESTART IDENTITY")
-        base_user = int(await conn.fetchval("SELECT COALESCE(max(id), 0) FROM users"))
-        base_post = int(await conn.fetchval("SELECT COALESCE(max(id), 0) FROM posts"))
-        base_comment = int(await conn.fetchval("SELECT COALESCE(max(id), 0) FROM comments"))
+        offsets = await _Offsets.read(conn)
 
         began = time.perf_counter()
         total_users = spec.users + (1 if spec.showcase else 0)
-        user_rows = [
-            (
-                base_user + i + 1,
-                f"Citizen {base_user + i + 1}",
-                f"citizen{base_user + i + 1}@example.org",
-                EPOCH + timedelta(minutes=i),
-            )
-            for i in range(total_users)
-        ]
+        user_rows = _user_rows(offsets.user + 1, total_users)
         await conn.copy_records_to_table("users", records=user_rows, columns=["id", "name", "email", "created_at"])
         result.users = total_users
-        result.hot_user_ids = [base_user + i + 1 for i in range(min(spec.hot_users, spec.users))]
+        result.hot_user_ids = [offsets.user + i + 1 for i in range(min(spec.hot_users, spec.users))]
         result.seconds["users"] = time.perf_counter() - began
 
         counts = _posts_per_user(spec, rng)
-        owners: list[int] = [base_user + u + 1 for u, n in enumerate(counts) for _ in range(n)]
+        owners: list[int] = [offsets.user + u + 1 for u, n in enumerate(counts) for _ in range(n)]
         rng.shuffle(owners)  # interleave owners so a hot user's rows are spread over the heap, as in life
         if spec.showcase:
-            result.showcase_user_id = base_user + total_users
+            result.showcase_user_id = offsets.user + total_users
             owners.extend([result.showcase_user_id] * SHOWCASE_POSTS)
-        statuses = [name for name, _ in STATUS_WEIGHTS]
-        weights = [w for _, w in STATUS_WEIGHTS]
-
         titles, bodies, texts = _phrases(rng, 4), _phrases(rng, 20), _phrases(rng, 8)
-
-        def post_rows() -> Iterator[tuple[int, int, str, str, str, datetime]]:
-            picks = rng.choices(statuses, weights=weights, k=len(owners))
-            span_us = 300 * 24 * 3600 * 10**6
-            pick = rng.randrange
-            for i, owner in enumerate(owners):
-                pid = base_post + i + 1
-                created = EPOCH + timedelta(microseconds=pick(span_us))
-                yield pid, owner, f"Post {pid}: {titles[pick(PHRASES)]}", bodies[pick(PHRASES)], picks[i], created
 
         began = time.perf_counter()
         result.posts = await _copy_chunks(
             conn,
             "posts",
             ["id", "user_id", "title", "body", "status", "created_at"],
-            post_rows(),
+            _post_rows(rng, owners, offsets.post + 1, titles, bodies),
             len(owners),
             progress,
         )
         result.seconds["posts"] = time.perf_counter() - began
 
-        n_regular = len(owners) - (SHOWCASE_POSTS if spec.showcase else 0)
-
-        def comment_rows() -> Iterator[tuple[int, int, int, str, datetime]]:
-            cid = base_comment
-            for i in range(len(owners)):
-                post_id = base_post + i + 1
-                if i >= n_regular:
-                    n = SHOWCASE_COMMENTS
-                else:
-                    # rounded, not truncated: the mean stays at comments_per_post (truncating gave 0.58 for 1.0)
-                    n = round(rng.expovariate(1 / spec.comments_per_post)) if spec.comments_per_post else 0
-                for _ in range(n):
-                    cid += 1
-                    commenter = base_user + rng.randrange(total_users) + 1
-                    yield cid, post_id, commenter, texts[rng.randrange(PHRASES)], EPOCH + timedelta(seconds=cid)
-
-        expected_comments = int(n_regular * spec.comments_per_post) + (
+        regular = len(owners) - (SHOWCASE_POSTS if spec.showcase else 0)
+        expected_comments = int(regular * spec.comments_per_post) + (
             SHOWCASE_POSTS * SHOWCASE_COMMENTS if spec.showcase else 0
         )
         began = time.perf_counter()
@@ -175,25 +193,30 @@ async def seed(
             conn,
             "comments",
             ["id", "post_id", "user_id", "text", "created_at"],
-            comment_rows(),
+            _comment_rows(rng, spec, offsets, len(owners), regular, total_users, texts),
             expected_comments,
             progress,
         )
         result.seconds["comments"] = time.perf_counter() - began
 
         began = time.perf_counter()
-        # Row counters reach pg_stat when the backend flushes them; flush first, or the last COPY chunk would
-        # count as "modified since analyze" and the doctor would (rightly) call the fresh statistics stale.
-        await conn.execute("SELECT pg_stat_force_next_flush()")
-        await conn.execute("ANALYZE users, posts, comments")
+        await _analyze(conn)
         result.seconds["analyze"] = time.perf_counter() - began
-        for table in ("users", "posts", "comments"):
-            await conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT max(id) FROM {table}), 1))"
-            )
     finally:
         await conn.close()
     return result
+
+
+async def _analyze(conn: asyncpg.Connection) -> None:
+    """Fresh statistics for the planner, and sequences past the ids COPY wrote."""
+    # Row counters reach pg_stat when the backend flushes them; flush first, or the last COPY chunk would
+    # count as "modified since analyze" and the doctor would (rightly) call the fresh statistics stale.
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    await conn.execute("ANALYZE users, posts, comments")
+    for table in ("users", "posts", "comments"):
+        await conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT max(id) FROM {table}), 1))"
+        )
 
 
 async def _copy_chunks(

@@ -4,8 +4,7 @@
 user's own app to mount.
 """
 
-from pgpulse.dashboard.app import DashboardError, app
-from pgpulse.dashboard.command import MISSING_EXTRA
+from pgpulse.dashboard.app import MISSING_EXTRA, DashboardError, app
 from pgpulse.dashboard.requests import RequestRing
 
 __all__ = ["MISSING_EXTRA", "DashboardError", "RequestRing", "app"]

@@ -27,7 +27,6 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from pgpulse.dashboard.command import MISSING_EXTRA
 from pgpulse.dashboard.doctor_source import DoctorSource
 from pgpulse.dashboard.history_source import HistorySource
 from pgpulse.dashboard.requests import RequestRing
@@ -56,6 +55,9 @@ SECURITY_HEADERS = {
 }
 
 Auth = Callable[[Request], bool | Awaitable[bool]]
+
+
+MISSING_EXTRA = "pgpulse dashboard needs the dashboard extra: pip install 'pgpulse[dashboard]'"
 
 
 class DashboardError(UserError):

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from pgpulse.db.urls import DatabaseURLError, async_url, libpq_url, redact
-from pgpulse.settings import Settings, get_settings
+from pgpulse.settings import Settings
 
 __all__ = ["DatabaseURLError", "async_url", "libpq_url", "make_engine", "redact"]
 
@@ -28,7 +28,8 @@ def make_engine(
     null_pool: bool = False,
     **overrides: Any,
 ) -> AsyncEngine:
-    settings = settings or get_settings()
+    """An engine configured by ``settings`` only (their defaults when None: never the environment or a ``.env``)."""
+    settings = settings if settings is not None else Settings.defaults()
     dsn = url or settings.database_url
     if not dsn:
         raise DatabaseURLError("no database URL: set DATABASE_URL or pass one")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
 
+from pgpulse.errors import UserError
 from pgpulse.sql.redact import redact_url
 
 
-class DatabaseURLError(ValueError):
+class DatabaseURLError(UserError, ValueError):
     """The DSN cannot be used; the message says how to write one that can."""
 
 

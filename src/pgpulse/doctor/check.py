@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from pgpulse.sql import quote_ident, quote_qualified
+from pgpulse.units import pretty_bytes  # re-exported: every check formats sizes with it
 
 __all__ = [
     "Check",
@@ -116,14 +117,3 @@ class Check(Protocol):
 def qualified(schema: str, name: str) -> str:
     """A relation name as it is written in a fix: schema-qualified unless it lives in ``public``."""
     return quote_qualified(None if schema == "public" else schema, name)
-
-
-def pretty_bytes(size: int | float | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"

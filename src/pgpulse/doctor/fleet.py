@@ -15,13 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pgpulse.doctor import DEFAULT_BUDGET_SECONDS, DEFAULT_CONCURRENCY
 from pgpulse.doctor.check import Finding, Options, Severity
 from pgpulse.doctor.runner import ConnectError, Report, run_checks
 from pgpulse.errors import UserError
 from pgpulse.sql import redact_text, redact_url
 
-DEFAULT_CONCURRENCY = 8
-DEFAULT_BUDGET_SECONDS = 30.0
 HARD_DEADLINE_GRACE = 5.0
 
 

@@ -18,6 +18,7 @@ import psutil
 from pgpulse.db.connect import open_session
 from pgpulse.doctor.check import Check, Context, Finding, Options, SkipCheck
 from pgpulse.doctor.checks import ALL
+from pgpulse.errors import UserError
 from pgpulse.errors import one_line as _one_line
 
 SESSION_SETTINGS = {"default_transaction_read_only": "on", "application_name": "pgpulse-doctor"}
@@ -35,7 +36,7 @@ SERVER_ADDRESS_SQL = "SELECT inet_server_addr() IS NULL OR inet_server_addr() <<
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
-class ConnectError(Exception):
+class ConnectError(UserError):
     """The database cannot be reached or refused us; ``str()`` is one line, without the password."""
 
 

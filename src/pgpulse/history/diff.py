@@ -315,3 +315,34 @@ async def diff(
         findings,
         time.perf_counter() - began,
     )
+
+
+async def diff_in_store(
+    url: str,
+    target: str | None,
+    end: datetime,
+    thresholds: Thresholds,
+    *,
+    split: datetime | None = None,
+    mark: str | None = None,
+    length: timedelta | None = None,
+) -> DiffReport:
+    """Diff ``target``'s history in the store at ``url`` around ``split`` (or the time of the mark ``mark``).
+
+    Read in one read-only transaction; raises ``StoreError`` for an unknown target or mark, or a mark after
+    ``end``."""
+    from pgpulse.history.store import StoreError, open_store  # the store imports this module's neighbours
+
+    store = await open_store(url, auto_migrate=False)
+    try:
+        target_id, name = await store.require_target(target)
+        if mark is not None:
+            split = await store.mark_time(target_id, mark)
+            if split >= end:
+                raise StoreError(f"mark {mark!r} is in the future ({split.isoformat()})")
+        if split is None:
+            raise ValueError("diff_in_store needs split or mark")
+        async with store.conn.transaction(readonly=True):
+            return await diff(store.conn, target_id, name, Windows.around(split, end, length), thresholds)
+    finally:
+        await store.close()

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from pgpulse.errors import UserError
 from pgpulse.history.kinds import SCHEMA, SPECS, TAG, Kind, KindSpec
 from pgpulse.sql import quote_ident, quote_qualified
 
@@ -32,7 +33,7 @@ _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError, ValueError):
     """A retention policy that cannot be used; the message shows the expected form."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from pgpulse.db.connect import open_session
+from pgpulse.errors import UserError
 from pgpulse.errors import one_line as _one_line
 from pgpulse.history.kinds import DATABASE, INDEX, SCHEMA, STATEMENT, TABLE, TAG, Kind
 from pgpulse.sql import quote_ident, quote_qualified
@@ -59,7 +60,7 @@ SETTINGS_THAT_MATTER = (
 )
 
 
-class SnapshotError(Exception):
+class SnapshotError(UserError):
     """The target could not be read; ``str()`` is one line without the password."""
 
 

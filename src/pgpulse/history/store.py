@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from pgpulse.db.urls import libpq_url
+from pgpulse.errors import UserError
 from pgpulse.errors import one_line as _one_line
 from pgpulse.history.deltas import Change, Epochs, Markers, Previous, changes, epochs
 from pgpulse.history.kinds import SCHEMA, SPECS, TAG, Kind, KindSpec
@@ -35,7 +36,7 @@ STORE_LIMITS = (f"{TAG} SET statement_timeout = '10min'", f"{TAG} SET lock_timeo
 KIND_ORDER = (Kind.database, Kind.table, Kind.index_, Kind.statement)
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be used as asked; ``str()`` is one line that says what to do."""
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgpulse.db.urls import async_url
+from pgpulse.errors import UserError, one_line
 from pgpulse.sql import redact_url
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COMMENT = re.compile(r"\s+#.*$")  # after whitespace only: a '#' inside a URL stays
 
 
-class TargetsError(ValueError):
+class TargetsError(UserError, ValueError):
     """A target or targets file that cannot be used; the message says where and why."""
 
 
@@ -76,7 +77,7 @@ def read_targets_file(path: Path) -> list[HistoryTarget]:
             identity(url)  # refuse a URL that is not PostgreSQL's here, with its line number
             targets.append(HistoryTarget(name or default_name(url), url))
         except ValueError as exc:
-            raise TargetsError(f"{where}: {str(exc).splitlines()[0]}") from exc
+            raise TargetsError(f"{where}: {one_line(exc)}") from exc
     if not targets:
         raise TargetsError(f"{path} lists no targets (one `name = postgresql://…` per line)")
     names = [t.name for t in targets]

@@ -41,8 +41,9 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Literal, Protocol, cast
 
+from pgpulse.errors import UserError
 from pgpulse.sql.redact import is_plan_parameter_line
 
 LINE_CHUNK = 64 * 1024  # characters of one physical line read at a time
@@ -95,16 +96,21 @@ _XML_ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&apos;"
 _CSV_COLUMNS = 14  # csvlog rows have 22-26 columns; the message is the 14th
 
 
-class LogReadError(OSError):
+class LogReadError(UserError, OSError):
     """A log file cannot be read (missing, a directory, not a file, corrupt compression); ``str()`` is one line
     that says which file and what to do."""
+
+
+# What a timed log line is: the duration line's own word (``duration: 1.2 ms  execute <name>: …``), ``plan`` for an
+# auto_explain plan, ``duration`` for a bare duration line (log_duration without a statement).
+EntryKind = Literal["statement", "execute", "parse", "bind", "plan", "duration"]
 
 
 @dataclass(frozen=True)
 class LogEntry:
     duration_ms: float
     statement: str  # the SQL text (for `execute <name>:` the statement text; bind params NOT included)
-    kind: str  # "statement" | "execute" | "parse" | "bind" | "plan" (auto_explain) | "duration" (no text)
+    kind: EntryKind
     timestamp: str | None
     pid: int | None
     user: str | None
@@ -266,7 +272,7 @@ def _oversized(record: _Record, match: re.Match[str], ms: float, body: str) -> L
     return LogEntry(
         duration_ms=ms,
         statement=body[:OVERSIZED_PREFIX],
-        kind=match.group("kind") or "duration",
+        kind=cast(EntryKind, match.group("kind") or "duration"),  # the regex admits these words only
         timestamp=record.timestamp,
         pid=record.pid,
         user=record.user,
@@ -281,7 +287,7 @@ def entry_from(record: _Record) -> LogEntry | None:
         return None
     message = record.message
     match, ms = _duration(message)
-    kind = match.group("kind") or "duration"
+    kind = cast(EntryKind, match.group("kind") or "duration")  # the regex admits these words only
     body = message[match.end() :]
     plan = None
     if kind == "plan":

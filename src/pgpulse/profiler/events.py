@@ -55,9 +55,15 @@ class ProfilerConfig:
 
 @dataclass
 class _Installation:
+    """What ``instrument`` did to one engine, recorded so that ``uninstrument`` can undo all of it."""
+
     config: ProfilerConfig
     listeners: list[tuple[Any, str, Callable[..., Any]]] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
+
+    def listen(self, target: Any, name: str, fn: Callable[..., Any], **kw: Any) -> None:
+        event.listen(target, name, fn, **kw)
+        self.listeners.append((target, name, fn))
 
 
 _lock = threading.Lock()
@@ -173,13 +179,20 @@ def uninstrument(engine: Engine | AsyncEngine) -> bool:
 
 
 def _install(sync_engine: Engine, installation: _Installation) -> None:
-    config = installation.config
     orm.install()
+    before, after, on_error = _statement_listeners(installation.config)
+    installation.listen(sync_engine, "before_cursor_execute", before, retval=True)
+    installation.listen(sync_engine, "after_cursor_execute", after)
+    installation.listen(sync_engine, "handle_error", on_error)
+    _watch_pool(sync_engine, installation)
 
-    def listen(target: Any, name: str, fn: Callable[..., Any], **kw: Any) -> None:
-        event.listen(target, name, fn, **kw)
-        installation.listeners.append((target, name, fn))
 
+Listener = Callable[..., Any]
+
+
+def _statement_listeners(config: ProfilerConfig) -> tuple[Listener, Listener, Listener]:
+    """The three statement listeners (before, after, on error), closures over ``config`` and the few globals
+    the hot path reads, bound to locals once here so each query pays no attribute lookups for them."""
     # Queries inside a request are observed in the histogram when the request's record closes
     # (context.observe_durations), so the per-query listener stays a few attribute reads and one append.
     query_seconds = metrics.QUERY_SECONDS
@@ -279,10 +292,12 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
         record.queries.append(failed)
         record.db_ms += duration_ms
 
-    listen(sync_engine, "before_cursor_execute", before, retval=True)
-    listen(sync_engine, "after_cursor_execute", after)
-    listen(sync_engine, "handle_error", on_error)
+    return before, after, on_error
 
+
+def _watch_pool(sync_engine: Engine, installation: _Installation) -> None:
+    """Pool metrics: connections checked out (a gauge) and the wait for one (a histogram), per pool name."""
+    config = installation.config
     pool = sync_engine.pool
     checked_out = metrics.POOL_CHECKED_OUT.labels(config.pool_name)
     wait = metrics.POOL_WAIT_SECONDS.labels(config.pool_name)
@@ -297,8 +312,8 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
         if connection_record.info.pop(_COUNTED, False):
             checked_out.dec()
 
-    listen(pool, "checkout", on_checkout)
-    listen(pool, "checkin", on_checkin)
+    installation.listen(pool, "checkout", on_checkout)
+    installation.listen(pool, "checkin", on_checkin)
 
     def time_checkouts(target: Any) -> None:
         # The pool has no "before checkout" event: wrap its public connect() to time the wait.
@@ -319,7 +334,7 @@ def _install(sync_engine: Engine, installation: _Installation) -> None:
     def on_dispose(engine: Any) -> None:
         time_checkouts(engine.pool)  # dispose() replaced the pool; listeners carried over, the wrapper not
 
-    listen(sync_engine, "engine_disposed", on_dispose)
+    installation.listen(sync_engine, "engine_disposed", on_dispose)
 
 
 def error_class(exc: BaseException) -> str:

@@ -20,8 +20,10 @@ from typing import Any
 
 from pglast import ast, parser
 
+from pgpulse.errors import UserError, one_line
 
-class UnsafeStatementError(ValueError):
+
+class UnsafeStatementError(UserError, ValueError):
     """The text is not exactly one statement of an allowed kind; ``str()`` says what it is instead."""
 
 
@@ -43,7 +45,7 @@ def one_statement(sql: str, allowed: Iterable[type[ast.Node]] = READ_KINDS) -> a
     try:
         parsed = parser.parse_sql(sql)
     except Exception as exc:
-        raise UnsafeStatementError(f"does not parse: {str(exc).splitlines()[0]}") from None
+        raise UnsafeStatementError(f"does not parse: {one_line(exc)}") from None
     if len(parsed) != 1:
         raise UnsafeStatementError(f"{len(parsed)} statements where one is allowed")
     stmt = parsed[0].stmt

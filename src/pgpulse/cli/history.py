@@ -1,6 +1,7 @@
 """``pgpulse history``: snapshot, collect, mark, diff, migrate — the statistics over time, in a store of our own.
 
-Every failure the user can fix is one line on stderr and exit code 2; ``diff`` exits 1 when it finds a regression
+Every failure the user can fix is one line on stderr and exit code 2 (the library's StoreError, SnapshotError,
+TargetsError and PolicyError through :mod:`pgpulse.cli.errors`); ``diff`` exits 1 when it finds a regression
 (for a deploy pipeline) and 0 otherwise; ``collect --once`` exits 1 when a target could not be snapshotted.
 Heavy imports (asyncpg, Alembic) happen inside the commands, so ``pgpulse --help`` stays fast.
 """
@@ -9,26 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pgpulse.errors import EXIT_FINDINGS, fail
+from pgpulse.cli.errors import EXIT_FINDINGS, fail
+from pgpulse.errors import one_line
 from pgpulse.formats import Format, emit
-from pgpulse.sql import redact_text
 
 if TYPE_CHECKING:
-    from pgpulse.history.diff import DiffReport, Thresholds
-    from pgpulse.history.retention import Policy
+    from pgpulse.history.diff import DiffReport
     from pgpulse.history.store import Recorded
-    from pgpulse.history.targets import HistoryTarget
-
-T = TypeVar("T")
 
 history_app = typer.Typer(
     name="history",
@@ -56,23 +52,10 @@ def _require_store(store: str | None, target_url: str | None = None, store_in_ta
     try:
         same = target_url is not None and identity(store) == identity(target_url)
     except ValueError as exc:
-        fail(str(exc).splitlines()[0])
+        fail(one_line(exc))
     if same and not store_in_target:
         fail("the store is the audited database itself: use another --store, or pass --store-in-target to allow it")
     return store
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine, mapping the library's one-line errors to ``fail``."""
-    from pgpulse.history.retention import PolicyError
-    from pgpulse.history.snapshot import SnapshotError
-    from pgpulse.history.store import StoreError
-    from pgpulse.history.targets import TargetsError
-
-    try:
-        return asyncio.run(coroutine)
-    except (SnapshotError, StoreError, TargetsError, PolicyError) as exc:
-        fail(redact_text(str(exc)))
 
 
 def _describe(recorded: Recorded) -> str:
@@ -84,25 +67,6 @@ def _describe(recorded: Recorded) -> str:
     return (
         f"{recorded.target}: snapshot {recorded.snapshot_id} at {recorded.taken_at:%Y-%m-%d %H:%M:%S} ({points}){epoch}"
     )
-
-
-async def snapshot_once(target: HistoryTarget, store_url: str, policy: Policy | None = None) -> Recorded:
-    """Read one snapshot of ``target`` and record it (migrating a new store first); optionally apply retention."""
-    from pgpulse.history.retention import apply_retention
-    from pgpulse.history.snapshot import read_snapshot
-    from pgpulse.history.store import open_store
-
-    snap = await read_snapshot(target.url)
-    store = await open_store(store_url)
-    try:
-        recorded = await store.record(target.name, snap)
-        if policy is not None:
-            target_id = await store.target_id(target.name)
-            assert target_id is not None
-            await apply_retention(store.conn, target_id, policy)
-    finally:
-        await store.close()
-    return recorded
 
 
 @history_app.command()
@@ -117,7 +81,7 @@ def migrate(store: str | None = STORE_OPTION) -> None:
     except StoreError as exc:
         fail(str(exc))
     except Exception as exc:  # Alembic/SQLAlchemy: a connection or privilege problem, shown as one line
-        fail(f"migrating the store failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}")
+        fail(f"migrating the store failed: {one_line(exc)}")
     _stderr.print("store schema pgpulse_history is up to date")
 
 
@@ -131,14 +95,15 @@ def snapshot(
     ),
 ) -> None:
     """Take one snapshot of a database's statistics (read-only) and record it in the store."""
-    from pgpulse.db.resolve import resolve_or_fail
+    from pgpulse.cli.target import resolve_or_fail
+    from pgpulse.history.collect import snapshot_once
     from pgpulse.history.targets import HistoryTarget, default_name
 
     resolved = resolve_or_fail(database_url)
     try:
         store_url = _require_store(store, resolved.url, store_in_target)
         target = HistoryTarget(name or default_name(resolved.url), resolved.url)
-        recorded: Recorded = _run(snapshot_once(target, store_url))
+        recorded: Recorded = asyncio.run(snapshot_once(target, store_url))
     finally:
         resolved.close()
     _stderr.print(escape(_describe(recorded)))
@@ -158,6 +123,7 @@ def collect(
     store_in_target: bool = typer.Option(False, "--store-in-target", help="Allow the store to be the target."),
 ) -> None:
     """Snapshot one or many targets on a schedule, applying retention after each round (Ctrl-C stops cleanly)."""
+    from pgpulse.history.collect import snapshot_once
     from pgpulse.history.retention import Policy, PolicyError, parse_duration
     from pgpulse.history.targets import HistoryTarget, TargetsError, default_name, read_targets_file
 
@@ -169,17 +135,19 @@ def collect(
                 fail("give either a database URL or --targets FILE, not both")
             chosen = read_targets_file(targets)
         else:
-            from pgpulse.db.resolve import resolve_or_fail
+            from pgpulse.cli.target import resolve_or_fail
 
             resolved = resolve_or_fail(database_url, keep_running=True)
             chosen = [HistoryTarget(name or default_name(resolved.url), resolved.url)]
     except (PolicyError, TargetsError, ValueError) as exc:
-        fail(str(exc).splitlines()[0])
+        fail(one_line(exc))
     if interval < timedelta(seconds=1):
         fail("--every must be at least 1s")
     if store is None and store_in_target and len(chosen) > 1:
         fail("--store-in-target without --store works for one target only: give the shared store with --store")
     stores = {t.name: _require_store(store, t.url, store_in_target) for t in chosen}
+
+    from pgpulse.sql import redact_text
 
     async def round_() -> int:
         failures = 0
@@ -188,7 +156,7 @@ def collect(
                 _stderr.print(escape(_describe(await snapshot_once(t, stores[t.name], policy))))
             except Exception as exc:  # one target down must not stop the others, nor the loop
                 failures += 1
-                line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                line = one_line(exc)
                 _stderr.print(f"[bold red]error:[/] {escape(t.name)}: {escape(redact_text(line))}")
         return failures
 
@@ -228,7 +196,7 @@ def mark(
         finally:
             await s.close()
 
-    when: datetime = _run(run())
+    when: datetime = asyncio.run(run())
     _stderr.print(f"mark {label!r} at {when.isoformat()}")
 
 
@@ -244,8 +212,8 @@ def _parse_time(text: str) -> datetime:
 
 def _windows(
     since: str | None, between: tuple[str, str] | None, baseline: str | None, baseline_window: str | None
-) -> tuple[str, datetime | None, datetime, timedelta | None]:
-    """(mode, split or None when a mark gives it, end, baseline length); exactly one mode must be given."""
+) -> tuple[datetime | None, datetime, timedelta | None]:
+    """(split or None when a mark gives it, end, baseline length); exactly one way must be given."""
     from pgpulse.history.retention import parse_duration
 
     chosen = [m for m, v in (("--since", since), ("--between", between), ("--baseline", baseline)) if v]
@@ -255,15 +223,15 @@ def _windows(
         length = parse_duration(baseline_window) if baseline_window else None
         now = datetime.now(UTC)
         if since:
-            return "since", now - parse_duration(since), now, length
+            return now - parse_duration(since), now, length
     except ValueError as exc:
         fail(str(exc))
     if between:
         start, end = _parse_time(between[0]), _parse_time(between[1])
         if end <= start:
             fail("--between T1 T2 needs T1 before T2")
-        return "between", start, end, length
-    return "baseline", None, now, length
+        return start, end, length
+    return None, now, length
 
 
 @history_app.command()
@@ -286,10 +254,10 @@ def diff(
     dead_pct: float = typer.Option(20.0, min=0.0, help="…and are at least this share of the table (%)."),
 ) -> None:
     """Regressions between a baseline window and the current one; exit 1 when any is found (for CI/CD)."""
-    from pgpulse.history.diff import Thresholds
+    from pgpulse.history.diff import Thresholds, diff_in_store
 
     url = _require_store(store)
-    mode, split, end, length = _windows(since, between, baseline, baseline_window)
+    split, end, length = _windows(since, between, baseline, baseline_window)
     thresholds = Thresholds(
         slower_ratio=slower_ratio,
         min_calls=min_calls,
@@ -299,7 +267,9 @@ def diff(
         dead_min=dead_min,
         dead_share=dead_pct / 100,
     )
-    report: DiffReport = _run(_diff(url, target, mode, baseline, split, end, length, thresholds))
+    report: DiffReport = asyncio.run(
+        diff_in_store(url, target, end, thresholds, split=split, mark=baseline, length=length)
+    )
     emit(
         format,
         lambda: _render("json", report),
@@ -307,35 +277,6 @@ def diff(
         lambda console: _render_table(report, console),
     )
     raise typer.Exit(EXIT_FINDINGS if report.regressions else 0)
-
-
-async def _diff(
-    url: str,
-    target: str | None,
-    mode: str,
-    mark_name: str | None,
-    split: datetime | None,
-    end: datetime,
-    length: timedelta | None,
-    thresholds: Thresholds,
-) -> DiffReport:
-    from pgpulse.history.diff import Windows
-    from pgpulse.history.diff import diff as run_diff
-    from pgpulse.history.store import StoreError, open_store
-
-    store = await open_store(url, auto_migrate=False)
-    try:
-        target_id, name = await store.require_target(target)
-        if mode == "baseline":
-            assert mark_name is not None
-            split = await store.mark_time(target_id, mark_name)
-            if split >= end:
-                raise StoreError(f"mark {mark_name!r} is in the future ({split.isoformat()})")
-        assert split is not None
-        async with store.conn.transaction(readonly=True):
-            return await run_diff(store.conn, target_id, name, Windows.around(split, end, length), thresholds)
-    finally:
-        await store.close()
 
 
 def _render(kind: str, report: DiffReport) -> str:

@@ -1,4 +1,4 @@
-"""``pgpulse logs FILE...``: the slowest query shapes in PostgreSQL server logs, ranked, in three formats.
+"""The report of ``pgpulse logs``: the slowest query shapes of PostgreSQL server logs, in three formats.
 
 Everything shown is redacted by :mod:`pgpulse.sql.redact`: query texts are normalized and lose every literal,
 plans lose their constants and auto_explain's ``Query Parameters``, bound values (``DETAIL: parameters``) are
@@ -11,50 +11,16 @@ import json
 import re
 from pathlib import Path
 
-import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from pgpulse.errors import fail
-from pgpulse.formats import Format, emit
-from pgpulse.logs.parse import LogReadError, LogStream, read_logs
-from pgpulse.logs.summary import QueryStats, SortKey, Summary, aggregate, rank
+from pgpulse.logs.parse import LogStream
+from pgpulse.logs.summary import QueryStats, Summary
 
 
-def logs(
-    files: list[Path] = typer.Argument(
-        ..., help="Server log files (stderr, csvlog or jsonlog; .gz accepted; a FIFO is read as a stream)."
-    ),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
-    top: int = typer.Option(20, "--top", min=0, help="Show this many query shapes (0: all)."),
-    sort: SortKey = typer.Option(SortKey.total, "--sort", help="Rank by total, mean, count, p95 or max time."),
-    min_duration: float = typer.Option(0.0, "--min-duration", min=0, help="Ignore executions faster than this (ms)."),
-) -> None:
-    """Group logged statements by normalized query and show count, total, mean, p95 and max time per query.
-
-    Memory stays flat whatever the log's size: at most 1,000 query shapes are kept (the rest are summed up as
-    "other shapes"), and statements over 64 KiB are counted without being parsed ("oversized")."""
-    try:
-        stream = read_logs(files)
-    except LogReadError as exc:
-        fail(escape(str(exc)))  # fail() prints Rich markup: a path may hold "[/]"
-    summary = aggregate(stream.entries, min_duration)
-    if stream.errors:  # a file became unreadable part way: a partial report would mislead
-        fail(escape(f"cannot read log: {'; '.join(stream.errors)}"))
-    ranked = rank(summary.shapes, sort, top or None)
-    emit(
-        format,
-        lambda: json.dumps(as_dict(stream, summary, ranked, files), indent=2, allow_nan=False),
-        lambda: render_markdown(stream, summary, ranked, files),
-        lambda console: render_table(stream, summary, ranked, files, console),
-    )
-    if stream.records == 0:
-        Console(stderr=True).print(
-            "[yellow]no log records found:[/] is this a PostgreSQL server log? Enable timings with "
-            "log_min_duration_statement = 0 (or a threshold in ms)."
-        )
+def render_json(stream: LogStream, summary: Summary, ranked: list[QueryStats], files: list[Path]) -> str:
+    return json.dumps(as_dict(stream, summary, ranked, files), indent=2, allow_nan=False)
 
 
 def _headline(stream: LogStream, summary: Summary, files: list[Path]) -> str:

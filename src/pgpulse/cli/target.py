@@ -1,4 +1,7 @@
-"""Which database a command talks to: the URL the user gave, DATABASE_URL, or the embedded demo server."""
+"""Which database a command talks to: the URL the user gave, DATABASE_URL, or the embedded demo server.
+
+This lives in the CLI: the default target (the environment, then the demo's embedded server) is a decision of
+the command line, so no capability reads the environment or imports the demo to find its database."""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pgpulse.cli.errors import fail
 from pgpulse.db.urls import DatabaseURLError, libpq_url
-from pgpulse.errors import UserError, fail
+from pgpulse.errors import UserError, one_line
 from pgpulse.extras import missing
 
 if TYPE_CHECKING:
@@ -59,4 +63,4 @@ def resolve_or_fail(url: str | None, database: str = DEMO_DATABASE, keep_running
     try:
         return resolve(url, database, keep_running)
     except (DatabaseURLError, UserError) as exc:  # EmbeddedError is a UserError
-        fail(str(exc).splitlines()[0])
+        fail(one_line(exc))

@@ -8,28 +8,18 @@ import re
 import time
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
 
-from pgpulse.db.resolve import resolve_or_fail
-from pgpulse.db.urls import DatabaseURLError, libpq_url, redact
-from pgpulse.doctor.check import Options, Severity
-from pgpulse.doctor.fleet import DEFAULT_BUDGET_SECONDS, DEFAULT_CONCURRENCY, FleetTarget, audit_fleet, read_targets
-from pgpulse.doctor.fleet import summarize as summarize_fleet
-from pgpulse.doctor.report import (
-    exit_code,
-    fleet_exit_code,
-    render_fleet_json,
-    render_fleet_markdown,
-    render_fleet_table,
-    render_json,
-    render_markdown,
-    render_table,
-)
-from pgpulse.doctor.runner import ConnectError, run_checks
-from pgpulse.errors import UserError, fail
-from pgpulse.formats import Format, emit
+from pgpulse.cli.errors import fail
+from pgpulse.doctor import DEFAULT_BUDGET_SECONDS, DEFAULT_CONCURRENCY  # shown in --help
+from pgpulse.errors import UserError
+from pgpulse.formats import Format
+
+if TYPE_CHECKING:
+    from pgpulse.doctor.check import Options, Severity
+    from pgpulse.doctor.fleet import FleetTarget
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
@@ -79,6 +69,14 @@ def doctor(
 ) -> None:
     """Audit PostgreSQL read-only: indexes, constraints, sequences, vacuum, bloat, statistics, settings,
     connections, locks, replication, queries."""
+    from pgpulse.cli.target import resolve_or_fail
+    from pgpulse.db.urls import redact
+    from pgpulse.doctor.check import Options, Severity
+    from pgpulse.doctor.fleet import FleetTarget, read_targets
+    from pgpulse.doctor.report import exit_code, render_json, render_markdown, render_table
+    from pgpulse.doctor.runner import ConnectError, run_checks
+    from pgpulse.formats import emit
+
     if (app_workers is None) != (pool_size is None):
         fail("--app-workers and --pool-size go together (and optionally --max-overflow)")
     try:
@@ -99,6 +97,8 @@ def doctor(
         _fleet(fleet, options, format, Severity[fail_on.value], concurrency, time_budget)
     target = resolve_or_fail(fleet[0].url if fleet else None)
     shown = redact(target.url)
+    from rich.console import Console
+
     stderr = Console(stderr=True, highlight=False)
     try:
         with stderr.status("connecting…") as status:
@@ -122,7 +122,15 @@ def doctor(
 
 def _fleet(
     fleet: list[FleetTarget], options: Options, format: Format, fail_on: Severity, concurrency: int, budget: float
-) -> None:
+) -> NoReturn:
+    from rich.console import Console
+
+    from pgpulse.db.urls import DatabaseURLError, libpq_url
+    from pgpulse.doctor.fleet import audit_fleet
+    from pgpulse.doctor.fleet import summarize as summarize_fleet
+    from pgpulse.doctor.report import fleet_exit_code, render_fleet_json, render_fleet_markdown, render_fleet_table
+    from pgpulse.formats import emit
+
     for t in fleet:
         try:
             libpq_url(t.url)

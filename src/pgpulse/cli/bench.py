@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pgpulse.errors import UserError, fail
-from pgpulse.extras import require_extra
+from pgpulse.cli.errors import EXIT_FINDINGS, fail
 
 PAIR_NAMES = ("eager", "composite", "overindex", "pooling", "bloat", "profiler")  # runner.PAIRS, without imports
 
@@ -25,10 +24,11 @@ def bench(
     compare: str | None = typer.Option(None, "--compare", help="An earlier latest.json: show how ratios moved."),
 ) -> None:
     """Benchmark each tuning practice as a before/after pair: table, ratios, targets and plots."""
-    try:
-        require_extra("bench", "pgpulse bench")
-    except UserError as exc:
-        fail(str(exc))
+    from pgpulse.extras import require_extra
+
+    require_extra("bench", "pgpulse bench")  # MissingExtraError: one line through cli.errors
     from pgpulse.bench.runner import run_cli  # the demo's app server and matplotlib: only when benchmarking
 
-    run_cli(database_url, only=only, quick=quick, out=out, compare=compare)
+    failed, report = run_cli(database_url, only=only, quick=quick, out=out, compare=compare)
+    if failed:
+        fail(f"pair(s) {', '.join(failed)} failed: see the log above and {report}", code=EXIT_FINDINGS)

@@ -18,25 +18,18 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import asyncpg
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pgpulse.db.demo_database import (
-    DemoDatabase,
-    demo_url,
-    forget_seeded,
-    open_demo_database,
-    record_seeded,
-    require_marker,
-)
-from pgpulse.db.resolve import Target, resolve_or_fail
-from pgpulse.db.urls import DatabaseURLError, redact
-from pgpulse.errors import UserError, fail
+from pgpulse.cli.errors import fail
+from pgpulse.errors import UserError, one_line
 from pgpulse.extras import require_extra
+
+if TYPE_CHECKING:  # imported where used: `pgpulse --help` need not load the drivers
+    from pgpulse.cli.target import Target
+    from pgpulse.db.demo_database import DemoDatabase
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -52,6 +45,9 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _open_target(url: str | None, keep_running: bool) -> Target:
+    from pgpulse.cli.target import resolve_or_fail
+    from pgpulse.db.urls import redact
+
     with console.status("starting PostgreSQL…" if not url else "connecting…"):
         target = resolve_or_fail(url, keep_running=keep_running)
     if target.server is not None:
@@ -75,6 +71,7 @@ class SeedChoice:
 async def _prepare(target: Target, choice: SeedChoice) -> DemoDatabase:
     """Open (or create) the marked demo database, migrate it, and seed it unless its data are already there."""
     from pgpulse.citizenapp.migrate import upgrade_async
+    from pgpulse.db.demo_database import open_demo_database
 
     db = await open_demo_database(target.url, adopt_empty=choice.adopt_empty)
     console.print(f"[green]✓[/] {'created' if db.created else 'opened'} the demo database {db.name} (demo marker set)")
@@ -91,7 +88,10 @@ async def _prepare(target: Target, choice: SeedChoice) -> DemoDatabase:
 
 
 async def _seed(db: DemoDatabase, choice: SeedChoice) -> DemoDatabase:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from pgpulse.citizenapp.seed import SeedSpec, seed
+    from pgpulse.db.demo_database import forget_seeded, record_seeded
 
     await forget_seeded(db.url)  # an interrupted (re-)seed is redone by the next run
     spec = SeedSpec(users=choice.users, posts=choice.posts)
@@ -159,20 +159,16 @@ def _serve(url: str, port: int, host: str, profiler: bool) -> None:
 
 def _cannot(action: str, url: str, exc: BaseException) -> NoReturn:
     """One line for any failure at the command's edge: a demo must never end in a traceback."""
+    import asyncpg
+
+    from pgpulse.db.urls import DatabaseURLError, redact
+
     if isinstance(exc, UserError):
         fail(str(exc))
-    lines = str(exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
+    reason = one_line(exc)
     if not isinstance(exc, (OSError, asyncpg.PostgresError, DatabaseURLError)):
         reason = f"{type(exc).__name__}: {reason}"
     fail(f"cannot {action} {redact(url)}: {reason}")
-
-
-def _require_demo_extra(command: str) -> None:
-    try:
-        require_extra("demo", command)
-    except UserError as exc:
-        fail(str(exc))
 
 
 def demo(
@@ -194,7 +190,9 @@ def demo(
     ),
 ) -> None:
     """Start PostgreSQL (embedded unless DATABASE_URL), migrate, seed once, and serve CitizenApp."""
-    _require_demo_extra("pgpulse demo")
+    require_extra("demo", "pgpulse demo")  # MissingExtraError: one line through cli.errors
+    from pgpulse.db.urls import redact
+
     host = "127.0.0.1"
     if not no_serve and not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one, or --no-serve")
@@ -228,6 +226,10 @@ def demo(
 
 
 async def _check_marked(url: str) -> str:
+    import asyncpg
+
+    from pgpulse.db.demo_database import demo_url, require_marker
+
     dsn, _ = demo_url(url)
     conn = await asyncpg.connect(dsn)
     try:
@@ -244,7 +246,7 @@ def serve(
 ) -> None:
     """Serve CitizenApp on the demo database (DATABASE_URL or the embedded demo cluster); it must carry the
     demo marker, since CitizenApp writes to users, posts and comments."""
-    _require_demo_extra("pgpulse serve")
+    require_extra("demo", "pgpulse serve")
     if not _port_free(host, port):
         fail(f"port {port} is in use: pass --port with a free one")
     target = _open_target(database_url, keep_running=False)
