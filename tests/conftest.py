@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
 from pgpulse.db.urls import libpq_url
+from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server
 
 MakeDatabase = Callable[..., Awaitable[str]]
 pytest_plugins = ["pytester"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server, process_alive
+from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server, process_alive
 
 
 async def test_session_server_answers_and_preloads_pg_stat_statements(pg_url: str) -> None:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from pgpulse.cli import app
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 # The PostgreSQL 15 + HypoPG server itself (``hypo_server``) is in tests/conftest.py: tests/safety shares it.
 

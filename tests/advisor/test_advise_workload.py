@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from pgpulse.cli import app
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 # 120,000 rows; a: 300 values (400 rows each), b: 4 values (about 100 rows per (a, b)), c: 5 % zeros and
 # otherwise 1..97 (so c > 0 keeps 95 % of the rows, a plan about 5 % cheaper with c in the key, and c > 95 about

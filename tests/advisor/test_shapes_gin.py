@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 SCHEMA = """
 CREATE TABLE docs (id int PRIMARY KEY, tags text[] NOT NULL, payload jsonb NOT NULL, body text NOT NULL);

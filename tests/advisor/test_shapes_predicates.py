@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;

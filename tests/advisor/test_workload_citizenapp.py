@@ -18,11 +18,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from pgpulse.citizenapp.app import create_app
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.app import create_app
+from pgpulse.demo.embedded import EmbeddedPostgres
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedSpec, seed
 
 SPEC = SeedSpec(users=60, posts=3_000, comments_per_post=2.0, hot_users=2, hot_share=0.4)
 DATABASE = "citizen_advise"

@@ -16,7 +16,7 @@ import pytest_asyncio
 from pgpulse.advisor.selection import Selection, Workitem, per_query_best, prepare_work, select_indexes
 from pgpulse.advisor.workload import WorkloadQuery
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgpulse.db.demo_database import open_demo_database
+from pgpulse.demo.database import open_demo_database
+from pgpulse.demo.problems import plant_problems
 from pgpulse.doctor.check import Options, Severity
 from pgpulse.doctor.checks import ALL
-from pgpulse.doctor.demo_problems import plant_problems
 from pgpulse.doctor.runner import run_checks
 
 # README, Doctor section: "On the demo database every check fires except wraparound, long-running

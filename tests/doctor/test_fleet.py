@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server, free_port
+from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server, free_port
 from pgpulse.doctor.check import Options, Severity
 from pgpulse.doctor.fleet import FleetTarget, audit_one, parse_targets
 

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pgpulse.db.embedded import SYSTEM_USER, EmbeddedPostgres, bin_dir, ephemeral_server
+from pgpulse.demo.embedded import SYSTEM_USER, EmbeddedPostgres, bin_dir, ephemeral_server
 from pgpulse.doctor.check import Finding, Severity
 from pgpulse.doctor.checks.replication import LAG_WARN_SECONDS, ReplicationCheck
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.doctor.check import Severity
 from pgpulse.doctor.checks.replication import ReplicationCheck
 

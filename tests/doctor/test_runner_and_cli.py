@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from pgpulse.db.embedded import free_port
+from pgpulse.demo.embedded import free_port
 from pgpulse.doctor.checks import ALL
 from pgpulse.doctor.report import render_json, render_markdown
 from pgpulse.doctor.runner import connect, run_checks

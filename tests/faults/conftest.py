@@ -30,12 +30,12 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from pgpulse.citizenapp.app import create_app
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedResult, SeedSpec, seed
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server, free_port
 from pgpulse.db.health import pool_state
+from pgpulse.demo.app import create_app
+from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server, free_port
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedResult, SeedSpec, seed
 from pgpulse.settings import Settings
 
 SPEC = SeedSpec(users=60, posts=3_000, comments_per_post=2.0, hot_users=2, hot_share=0.4)

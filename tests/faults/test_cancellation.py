@@ -103,7 +103,7 @@ async def test_clients_hanging_up_mid_query_over_tcp_leak_nothing(
                         await impatient.get(f"/users/{uid}/posts/published")
                         continue
                     hung_up += 1
-            # CitizenApp cancels a request whose client is gone (citizenapp/disconnect.py): its query stops
+            # CitizenApp cancels a request whose client is gone (demo/disconnect.py): its query stops
             # while the lock is still held (tests/safety/test_app_bounds.py has the precise version)
             deadline = time.monotonic() + 10
             while await blocked_pids(locker):

@@ -16,7 +16,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from pgpulse.citizenapp.app import create_app
+from pgpulse.demo.app import create_app
 
 EXAMPLES = 15
 # Every status a route can answer (404/409, and 503/504 on database faults) is declared in its schema.
@@ -56,7 +56,7 @@ def test_no_request_makes_citizenapp_answer_500(citizen_db: Any, settings_for: A
 
 async def test_what_the_fuzzer_found_is_a_422_not_a_500(citizen_db: Any, citizen_app: Any) -> None:
     """Regressions found by the run above: values PostgreSQL or asyncpg cannot store. The schemas now refuse
-    them, naming the field; the database-error mapping stays as the backstop (tested in citizenapp)."""
+    them, naming the field; the database-error mapping stays as the backstop (tested in tests/demo)."""
     async with citizen_app(citizen_db.url) as running:
         client = running.client
         nul = await client.post("/users", json={"name": "a\u0000b", "email": "nul-byte@example.org"})

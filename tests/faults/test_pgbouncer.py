@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from pgpulse.citizenapp.loading import load_selectin
 from pgpulse.db.engine import make_engine
+from pgpulse.demo.loading import load_selectin
 
 REQUESTS, CONCURRENCY = 200, 20
 

@@ -25,7 +25,7 @@ import httpx
 import psutil
 import pytest
 
-from pgpulse.db.embedded import free_port
+from pgpulse.demo.embedded import free_port
 
 pytestmark = pytest.mark.soak
 
@@ -39,7 +39,7 @@ P95_RATIO = 2.0  # last-window p95 may be at most this multiple of the first win
 
 APP = """
 import os, uvicorn
-from pgpulse.citizenapp.app import create_app
+from pgpulse.demo.app import create_app
 from pgpulse.settings import Settings
 settings = Settings(database_url=None, profiler_enabled=True, server_timing=True, metrics_route=True,
                     route_statement_timeout_ms=5000)

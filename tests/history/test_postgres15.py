@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
+from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server
 from pgpulse.history.kinds import Kind
 from pgpulse.history.snapshot import read_snapshot
 from pgpulse.history.store import migrate

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 from .conftest import run, statement_points, table_points, take, wait_stat
 

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.embedded import ephemeral_server
 
 SECRET = "hunter2-do-not-log"
 SETTINGS = {

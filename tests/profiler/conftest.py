@@ -9,9 +9,9 @@ import pytest_asyncio
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedResult, SeedSpec, seed
 from pgpulse.db.urls import async_url
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedResult, SeedSpec, seed
 from pgpulse.profiler import instrument
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from pgpulse.citizenapp.models import Comment, Post, User
+from pgpulse.demo.models import Comment, Post, User
 from pgpulse.profiler import profile
 
 THIS_FILE = __file__

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import structlog
 
-from pgpulse.citizenapp.app import create_app
+from pgpulse.demo.app import create_app
 from pgpulse.profiler.json_logging import json_logging
 from pgpulse.profiler.log_schema import COMMON, EVENTS, markdown_table
 from pgpulse.settings import Settings
@@ -37,8 +37,8 @@ SCRIPT = textwrap.dedent(
     from sqlalchemy import select, text
     from sqlalchemy.orm import selectinload
 
-    from pgpulse.citizenapp.app import create_app
-    from pgpulse.citizenapp.models import User
+    from pgpulse.demo.app import create_app
+    from pgpulse.demo.models import User
     from pgpulse.settings import Settings
 
     URL, UID = sys.argv[1], int(sys.argv[2])

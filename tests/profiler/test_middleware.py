@@ -13,7 +13,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from pgpulse.citizenapp.app import create_app
+from pgpulse.demo.app import create_app
 from pgpulse.profiler import METRIC_NAMES, instrument
 from pgpulse.profiler.metrics import render
 from pgpulse.settings import Settings
@@ -47,7 +47,7 @@ async def test_citizenapp_lazy_is_reported_naming_both_relationships(db: Any) ->
     assert event["route"] == "/users/{user_id}/posts"
     assert event["relationship"] == "Post.comments" and event["loaded_via"] == "User.posts"
     assert "selectinload(User.posts).selectinload(Post.comments)" in event["fix"]
-    assert event["source"].endswith("in load_lazy()") and "citizenapp/loading.py" in event["source"]
+    assert event["source"].endswith("in load_lazy()") and "demo/loading.py" in event["source"]
     assert event["count"] == 50 and event["log_level"] == "warning"
     assert [e for e in quiet if e["event"] == "n_plus_one"] == []
 
@@ -159,7 +159,7 @@ async def test_failed_checkouts_do_not_move_the_pool_gauge() -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from pgpulse.db.embedded import ephemeral_server
+    from pgpulse.demo.embedded import ephemeral_server
     from pgpulse.profiler.metrics import POOL_CHECKED_OUT
 
     gauge = POOL_CHECKED_OUT.labels("restarted")

@@ -35,10 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import selectinload
 from structlog.testing import capture_logs
 
-from pgpulse.citizenapp import loading
-from pgpulse.citizenapp.app import create_app
-from pgpulse.citizenapp.models import User
 from pgpulse.db.urls import async_url
+from pgpulse.demo import loading
+from pgpulse.demo.app import create_app
+from pgpulse.demo.models import User
 from pgpulse.profiler import PgPulseMiddleware, Record, instrument, profile, uninstrument
 from pgpulse.profiler.otel import OpenTelemetryExporter
 from pgpulse.profiler.unused import unused_shapes

@@ -11,7 +11,7 @@ import os
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
-from pgpulse.citizenapp.models import User
+from pgpulse.demo.models import User
 from pgpulse.profiler import instrument
 
 engine = create_engine(os.environ["INNER_URL"])

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from pgpulse.citizenapp.app import create_app
+from pgpulse.demo.app import create_app
 from pgpulse.profiler import Record
 from pgpulse.profiler.reporting import as_hooks
 from pgpulse.settings import Settings

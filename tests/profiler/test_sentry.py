@@ -28,9 +28,9 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
-import pgpulse.citizenapp.loading
-from pgpulse.citizenapp.app import create_app
-from pgpulse.citizenapp.models import User
+import pgpulse.demo.loading
+from pgpulse.demo.app import create_app
+from pgpulse.demo.models import User
 from pgpulse.errors import MissingExtraError
 from pgpulse.profiler import Record, profile
 from pgpulse.profiler.sentry import SPAN_OP, SentryExporter
@@ -117,7 +117,7 @@ def _at(timestamp: str) -> float:
 
 
 def _lazy_line() -> int:
-    source = Path(pgpulse.citizenapp.loading.__file__).read_text().splitlines()
+    source = Path(pgpulse.demo.loading.__file__).read_text().splitlines()
     [lineno] = [i for i, line in enumerate(source, 1) if line.strip() == LAZY_LINE]
     return lineno
 
@@ -149,7 +149,7 @@ async def test_the_transaction_carries_the_query_count_and_each_n_plus_one_as_a_
     # Sentry's own N+1 detector works on these: one db span per statement, from its SQLAlchemy integration
     assert sum(span["op"] == "db" for span in first["spans"]) == 52
     [span] = [s for s in first["spans"] if s["op"] == SPAN_OP]
-    where = f"{pgpulse.citizenapp.loading.__file__}:{_lazy_line()} in load_lazy()"
+    where = f"{pgpulse.demo.loading.__file__}:{_lazy_line()} in load_lazy()"
     assert (
         span["description"]
         == f"N+1: lazy load of Post.comments (on objects loaded by User.posts) ran 50 times at {where}"
@@ -160,7 +160,7 @@ async def test_the_transaction_carries_the_query_count_and_each_n_plus_one_as_a_
     assert found["pgpulse.count"] == 50 and found["pgpulse.kind"] == "lazy_load"
     assert found["pgpulse.duration_ms"] == round(records[0].findings[0].total_ms, 3)
     assert found["pgpulse.fix"] == LAZY_FIX
-    assert found["code.filepath"] == pgpulse.citizenapp.loading.__file__
+    assert found["code.filepath"] == pgpulse.demo.loading.__file__
     assert found["code.lineno"] == _lazy_line() and found["code.function"] == "load_lazy"
     assert found["pgpulse.code"] == LAZY_LINE
     assert found["pgpulse.statement"].startswith("SELECT comments.") and "$1" in found["pgpulse.statement"]

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres
+from pgpulse.demo.embedded import EmbeddedPostgres
 
 from . import advisor_attack as attack  # a helper module beside the tests, shared by the four files
 

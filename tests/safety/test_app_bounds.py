@@ -26,11 +26,11 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from pgpulse.citizenapp.app import create_app
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedResult, SeedSpec, seed
-from pgpulse.db.embedded import free_port
 from pgpulse.db.health import pool_state
+from pgpulse.demo.app import create_app
+from pgpulse.demo.embedded import free_port
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedResult, SeedSpec, seed
 from pgpulse.settings import Settings
 
 APP_NAME = "pgpulse"  # the application_name the engine gives every connection

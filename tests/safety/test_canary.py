@@ -35,7 +35,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import EmbeddedPostgres, ephemeral_server
+from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server
 from pgpulse.sql import redact_text
 
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")

@@ -19,9 +19,9 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from pgpulse.db.demo_database import MARKER_TABLE
-from pgpulse.db.embedded import free_port
-from pgpulse.doctor.demo_problems import plant_problems
+from pgpulse.demo.database import MARKER_TABLE
+from pgpulse.demo.embedded import free_port
+from pgpulse.demo.problems import plant_problems
 from pgpulse.errors import DemoDatabaseRefused
 
 # The victim's own Alembic history uses revision "0001" too (a common naming scheme): the old demo then saw

@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.logs import read_logs, summarize
 
 SECRET = "Zq7-hunter2-canary"  # a string secret

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy.engine import make_url
 
-from pgpulse.db.embedded import free_port
+from pgpulse.demo.embedded import free_port
 
 SECRET = "Hunter2Wr0ngPw"
 SPECIALS = {"doctor": [], "advise": ["--query", "SELECT 1"], "demo": ["--no-serve"], "serve": []}

@@ -24,10 +24,10 @@ from pgpulse.advisor.advise import Advisor, Options
 from pgpulse.advisor.apply import apply
 from pgpulse.advisor.verify import Verifier
 from pgpulse.advisor.workload import Source, WorkloadQuery
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.embedded import ephemeral_server
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedSpec, seed
 from pgpulse.doctor.runner import connect
 from pgpulse.errors import PgPulseError
 from pgpulse.stats import percentile

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from pgpulse.bench.loadgen import _read_response
-from pgpulse.db.embedded import free_port
+from pgpulse.demo.embedded import free_port
 
 
 @dataclass
@@ -59,7 +59,7 @@ async def serve_app(
             "-m",
             "uvicorn",
             "--factory",
-            "pgpulse.citizenapp.app:create_app",
+            "pgpulse.demo.app:create_app",
             "--host",
             "127.0.0.1",
             "--port",

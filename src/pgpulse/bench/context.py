@@ -15,10 +15,10 @@ from typing import Any
 
 import asyncpg
 
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedSpec, seed
 from pgpulse.db.databases import create_database
 from pgpulse.db.urls import async_url, libpq_url
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedSpec, seed
 from pgpulse.sql.quote import quote_ident
 
 

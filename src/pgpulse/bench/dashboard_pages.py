@@ -32,7 +32,7 @@ from pgpulse.bench.doctor_scale import build_schema
 from pgpulse.bench.history_scale import SERVER_SETTINGS, _workload
 from pgpulse.dashboard import app
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.history.kinds import STATEMENT, TABLE, KindSpec
 from pgpulse.history.snapshot import read_snapshot
 from pgpulse.history.store import migrate, open_store

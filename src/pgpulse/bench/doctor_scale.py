@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import asyncpg
 
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.doctor.runner import run_checks
 
 

@@ -18,7 +18,7 @@ from pgpulse.bench.appserver import fetch_header, serve_app
 from pgpulse.bench.context import BenchContext
 from pgpulse.bench.rounds import HttpCase, http_rounds, interleaved_loops, server_cpu_ms_per_request
 from pgpulse.bench.stats import PairResult, Target, ratio, summarize
-from pgpulse.citizenapp.loading import SINGLE_SQL
+from pgpulse.demo.loading import SINGLE_SQL
 
 STRATEGIES = ("lazy", "selectin", "single")
 CONCURRENCY = (1, 32)

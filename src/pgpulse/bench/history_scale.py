@@ -27,7 +27,7 @@ import asyncpg
 
 from pgpulse.bench.doctor_scale import build_schema
 from pgpulse.db.databases import create_database
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.history.diff import Thresholds, Windows, diff
 from pgpulse.history.kinds import STATEMENT
 from pgpulse.history.snapshot import read_snapshot

@@ -22,8 +22,8 @@ from pgpulse.bench import bloat, composite, eager, overindex, pooling, profiler_
 from pgpulse.bench.context import BenchContext, Sizes, create_bench_data, drop_bench_data, machine_facts
 from pgpulse.bench.report import compare_runs, write_outputs
 from pgpulse.bench.stats import PairResult
-from pgpulse.db.embedded import EmbeddedError, ephemeral_server
 from pgpulse.db.urls import DatabaseURLError, libpq_url, redact
+from pgpulse.demo.embedded import EmbeddedError, ephemeral_server
 from pgpulse.errors import UserError, one_line
 
 PairRunner = Callable[[BenchContext], Awaitable[PairResult]]

@@ -38,8 +38,8 @@ from sentry_sdk.tracing import Transaction
 from sentry_sdk.transport import Transport
 
 from pgpulse.bench.context import Sizes, create_bench_data, drop_bench_data
-from pgpulse.citizenapp.app import create_app
-from pgpulse.db.embedded import ephemeral_server
+from pgpulse.demo.app import create_app
+from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.profiler import Record
 from pgpulse.profiler.sentry import SentryExporter
 from pgpulse.settings import Settings

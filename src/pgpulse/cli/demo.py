@@ -4,7 +4,7 @@ The demo is the shortest path from ``pip install`` to seeing every lesson: a rea
 ``DATABASE_URL`` is set), the schema from Alembic, realistic skewed data, one planted instance of each
 problem the doctor finds, and CitizenApp serving with the profiler on.
 
-The demo writes only to a database it created and marked (``pgpulse.db.demo_database``): given a
+The demo writes only to a database it created and marked (``pgpulse.demo.database``): given a
 ``DATABASE_URL``, it creates the database the URL names (``pgpulse_demo`` if none) or reuses it when it carries
 the marker, and refuses any other existing database before writing anything. Its data persist between runs;
 ``--reseed`` replaces them.
@@ -29,7 +29,7 @@ from pgpulse.extras import require_extra
 
 if TYPE_CHECKING:  # imported where used: `pgpulse --help` need not load the drivers
     from pgpulse.cli.target import Target
-    from pgpulse.db.demo_database import DemoDatabase
+    from pgpulse.demo.database import DemoDatabase
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -70,8 +70,8 @@ class SeedChoice:
 
 async def _prepare(target: Target, choice: SeedChoice) -> DemoDatabase:
     """Open (or create) the marked demo database, migrate it, and seed it unless its data are already there."""
-    from pgpulse.citizenapp.migrate import upgrade_async
-    from pgpulse.db.demo_database import open_demo_database
+    from pgpulse.demo.database import open_demo_database
+    from pgpulse.demo.migrate import upgrade_async
 
     db = await open_demo_database(target.url, adopt_empty=choice.adopt_empty)
     console.print(f"[green]✓[/] {'created' if db.created else 'opened'} the demo database {db.name} (demo marker set)")
@@ -90,8 +90,8 @@ async def _prepare(target: Target, choice: SeedChoice) -> DemoDatabase:
 async def _seed(db: DemoDatabase, choice: SeedChoice) -> DemoDatabase:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pgpulse.citizenapp.seed import SeedSpec, seed
-    from pgpulse.db.demo_database import forget_seeded, record_seeded
+    from pgpulse.demo.database import forget_seeded, record_seeded
+    from pgpulse.demo.seed import SeedSpec, seed
 
     await forget_seeded(db.url)  # an interrupted (re-)seed is redone by the next run
     spec = SeedSpec(users=choice.users, posts=choice.posts)
@@ -118,7 +118,7 @@ async def _seed(db: DemoDatabase, choice: SeedChoice) -> DemoDatabase:
         f"with COPY in {took:.2f} s, then ANALYZE ({result.seconds['analyze'] * 1000:.0f} ms)"
     )
     if choice.plant:
-        from pgpulse.doctor.demo_problems import plant_problems
+        from pgpulse.demo.problems import plant_problems
 
         began = time.perf_counter()
         await plant_problems(db.url)
@@ -134,7 +134,7 @@ async def _seed(db: DemoDatabase, choice: SeedChoice) -> DemoDatabase:
 def _serve(url: str, port: int, host: str, profiler: bool) -> None:
     import uvicorn  # the demo extra: imported only when CitizenApp is served
 
-    from pgpulse.citizenapp.app import create_app
+    from pgpulse.demo.app import create_app
     from pgpulse.settings import Settings
 
     class _QuietServer(uvicorn.Server):
@@ -228,7 +228,7 @@ def demo(
 async def _check_marked(url: str) -> str:
     import asyncpg
 
-    from pgpulse.db.demo_database import demo_url, require_marker
+    from pgpulse.demo.database import demo_url, require_marker
 
     dsn, _ = demo_url(url)
     conn = await asyncpg.connect(dsn)

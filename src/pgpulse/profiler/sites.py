@@ -21,7 +21,7 @@ from types import CodeType, FrameType
 from typing import NamedTuple
 
 _PGPULSE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_CITIZENAPP_DIR = os.path.join(_PGPULSE_DIR, "citizenapp") + os.sep
+_DEMO_DIR = os.path.join(_PGPULSE_DIR, "demo") + os.sep
 
 
 def _installed_dirs() -> tuple[str, ...]:
@@ -43,7 +43,7 @@ def is_library(filename: str) -> bool:
         return True  # <frozen importlib._bootstrap>, <string>, <template>: not a line a user can edit
     path = os.path.realpath(filename) if not os.path.isabs(filename) else filename
     if path.startswith(_PGPULSE_DIR):
-        return not path.startswith(_CITIZENAPP_DIR)
+        return not path.startswith(_DEMO_DIR)
     return path.startswith(INSTALLED_DIRS)
 
 

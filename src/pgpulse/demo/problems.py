@@ -1,7 +1,7 @@
 """Plant one instance of each problem the doctor finds, so ``pgpulse doctor`` on the demo shows them all.
 
 Only ever runs against the demo database (``pgpulse demo`` calls it): it refuses a database without the demo
-marker (``pgpulse.db.demo_database``) before writing anything. It drops and recreates its own
+marker (``pgpulse.demo.database``) before writing anything. It drops and recreates its own
 tables, so it is safe to run again. What it plants, and which check should fire:
 
 * ``audit_events``: 200,000 rows queried by ``account_id`` ordered by ``created_at`` with no index for
@@ -30,8 +30,8 @@ import contextlib
 
 import asyncpg
 
-from pgpulse.db.demo_database import require_marker
 from pgpulse.db.urls import libpq_url
+from pgpulse.demo.database import require_marker
 from pgpulse.sql import quote_ident
 
 AUDIT_ROWS = 200_000

@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from pgpulse.citizenapp.models import Base
 from pgpulse.db.urls import async_url
+from pgpulse.demo.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -18,7 +18,7 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("no database URL for migrations: pass one to pgpulse.citizenapp.migrate.upgrade")
+        raise RuntimeError("no database URL for migrations: pass one to pgpulse.demo.migrate.upgrade")
     return str(url)
 
 

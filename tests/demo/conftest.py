@@ -9,9 +9,9 @@ import httpx
 import pytest_asyncio
 from fastapi import FastAPI
 
-from pgpulse.citizenapp.app import create_app
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedResult, SeedSpec, seed
+from pgpulse.demo.app import create_app
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedResult, SeedSpec, seed
 
 SPEC = SeedSpec(users=60, posts=3_000, comments_per_post=2.0, hot_users=2, hot_share=0.4)
 

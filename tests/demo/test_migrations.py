@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from pgpulse.citizenapp.migrate import downgrade, upgrade, upgrade_async
-from pgpulse.citizenapp.models import Base
 from pgpulse.db.urls import async_url
+from pgpulse.demo.migrate import downgrade, upgrade, upgrade_async
+from pgpulse.demo.models import Base
 
 
 async def test_upgrade_creates_tuned_schema_and_round_trips(make_database) -> None:  # type: ignore[no-untyped-def]

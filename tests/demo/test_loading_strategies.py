@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from pgpulse.citizenapp.seed import SHOWCASE_COMMENTS, SHOWCASE_POSTS
+from pgpulse.demo.seed import SHOWCASE_COMMENTS, SHOWCASE_POSTS
 
 
 @contextmanager

@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from pgpulse.citizenapp.app import create_app
-from pgpulse.db.embedded import free_port
+from pgpulse.demo.app import create_app
+from pgpulse.demo.embedded import free_port
 
 
 async def test_published_posts_is_the_seed_query_served_by_the_composite_index(citizen: Any) -> None:

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from pgpulse.citizenapp.models import Post, User
-from pgpulse.citizenapp.schemas import PG_TIMESTAMP_FORMAT, PostWithComments, UserPosts, UserRef
+from pgpulse.demo.models import Post, User
+from pgpulse.demo.schemas import PG_TIMESTAMP_FORMAT, PostWithComments, UserPosts, UserRef
 
 
 class Strategy(StrEnum):

@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from pgpulse.citizenapp.deps import SessionDep
-from pgpulse.citizenapp.loading import LazyTooLarge, Strategy, load_lazy, load_selectin, load_single
-from pgpulse.citizenapp.models import Post, User
-from pgpulse.citizenapp.schemas import PostOut, UserCreate, UserOut, UserPosts, errors
+from pgpulse.demo.deps import SessionDep
+from pgpulse.demo.loading import LazyTooLarge, Strategy, load_lazy, load_selectin, load_single
+from pgpulse.demo.models import Post, User
+from pgpulse.demo.schemas import PostOut, UserCreate, UserOut, UserPosts, errors
 
 router = APIRouter(prefix="/users", tags=["users"])
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1, description="User id")]

@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from pgpulse.citizenapp import errors
-from pgpulse.citizenapp.disconnect import CancelOnDisconnect
-from pgpulse.citizenapp.routes import posts, users
 from pgpulse.db import health
 from pgpulse.db.engine import make_engine
+from pgpulse.demo import errors
+from pgpulse.demo.disconnect import CancelOnDisconnect
+from pgpulse.demo.routes import posts, users
 from pgpulse.profiler import PgPulseMiddleware, instrument, metrics_app
 from pgpulse.profiler.reporting import RecordHook
 from pgpulse.settings import Settings, get_settings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from pgpulse.citizenapp.deps import SessionDep
-from pgpulse.citizenapp.models import Comment, Post, User
-from pgpulse.citizenapp.schemas import CommentCreate, CommentOut, PostCreate, PostOut, errors
+from pgpulse.demo.deps import SessionDep
+from pgpulse.demo.models import Comment, Post, User
+from pgpulse.demo.schemas import CommentCreate, CommentOut, PostCreate, PostOut, errors
 
 router = APIRouter(tags=["posts"])
 

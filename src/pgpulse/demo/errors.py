@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
-log = structlog.get_logger("pgpulse.citizenapp")
+log = structlog.get_logger("pgpulse.demo")
 
 QUERY_CANCELED = "57014"
 # character_not_in_repertoire, untranslatable_character, string_data_right_truncation, numeric_value_out_of_range,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from pgpulse.citizenapp.migrate import upgrade_async
-from pgpulse.citizenapp.seed import SeedSpec, seed
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedSpec, seed
 
 
 async def test_seed_counts_skew_status_mix_and_analyze(make_database) -> None:  # type: ignore[no-untyped-def]

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from pgpulse.citizenapp.errors import classify
 from pgpulse.db.engine import make_engine
+from pgpulse.demo.errors import classify
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,9 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pgpulse.citizenapp.timeouts import READ_METHODS, limit_statements
+from pgpulse.demo.timeouts import READ_METHODS, limit_statements
 
-log = structlog.get_logger("pgpulse.citizenapp")
+log = structlog.get_logger("pgpulse.demo")
 
 
 async def release(session: AsyncSession) -> None:

@@ -1,1 +1,0 @@
-"""CitizenApp: the reference API, our demo, benchmark subject and integration test bed."""
