@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 from pgpulse.dashboard.command import MISSING_EXTRA
 from pgpulse.dashboard.doctor_source import DoctorSource
 from pgpulse.dashboard.history_source import HistorySource
-from pgpulse.dashboard.requests import RequestRing
+from pgpulse.dashboard.requests import DASHBOARD_SCOPE_KEY, RequestRing
 from pgpulse.db.engine import libpq_url
 from pgpulse.doctor.check import Options as PoolSizing
 from pgpulse.errors import UserError
@@ -142,6 +142,8 @@ class Dashboard:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
+        # Mounted in a profiled app, the profiler's record holds this same scope: the ring skips our own pages.
+        scope[DASHBOARD_SCOPE_KEY] = True
         if scope["method"] not in ("GET", "HEAD"):
             await PlainTextResponse("read-only: GET only", 405, headers={"allow": "GET, HEAD"})(scope, receive, send)
             return
