@@ -14,6 +14,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from pgpulse.sql import redact_url
+
 from .conftest import (
     LAPTOP,
     N_PLUS_ONE,
@@ -66,6 +68,13 @@ def test_queries_lists_normalized_text_with_sparklines_and_links_to_the_plan(
     assert [c.text for c in costly] == ["Seq Scan"]
     assert "Relation Name: orders" in plan.text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#history svg.chart")) == 2
+    # no HypoPG on this server: the advisor's hand-off is the command to run, and why
+    queryid = browser.current_url.rsplit("/", 1)[1]
+    assert browser.find_element(By.ID, "advice-command").text == (
+        f"pgpulse advise {redact_url(site.database_url)} --queryid {queryid} -v"
+    )
+    assert "HypoPG is not enabled in this database" in browser.find_element(By.ID, "advice-reason").text
+    assert browser.find_elements(By.ID, "ask-advisor") == []
     shoot(browser, screenshots, "query")
     no_console_errors(browser)
 
@@ -82,6 +91,9 @@ def test_indexes_shows_unused_duplicate_and_invalid(site: Site, browser: WebDriv
     ]
     invalid = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#invalid tbody tr td:first-child")]
     assert invalid == ["dupvals_v_key"]
+    assert browser.find_element(By.ID, "advised-command").text == (
+        f"pgpulse advise {redact_url(site.database_url)} --top 20 -v"
+    )
     shoot(browser, screenshots, "indexes")
     no_console_errors(browser)
 

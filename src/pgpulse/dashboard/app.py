@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from pgpulse.dashboard.advice_source import AdviceSource
 from pgpulse.dashboard.command import MISSING_EXTRA
 from pgpulse.dashboard.doctor_source import DoctorSource
 from pgpulse.dashboard.history_source import HistorySource
@@ -81,6 +82,7 @@ class State:
     target: str | None
     env: jinja2.Environment
     doctor: DoctorSource
+    advice: AdviceSource
     requests_ring: RequestRing | None = None
     _pool: asyncpg.Pool | None = None
     _store_pool: asyncpg.Pool | None = None
@@ -175,14 +177,18 @@ def app(
     target: str | None = None,
     doctor_ttl: float = 60.0,
     pools: PoolSizing | None = None,
+    advice_ttl: float = 600.0,
+    advice_budget: float = 15.0,
 ) -> Dashboard:
     """The dashboard for ``database_url`` (history from ``store_url``'s ``target``, by default the target named
     after the database's host:port/name as ``pgpulse history`` names it).
 
     ``pools`` (``pgpulse.doctor.check.Options(app_workers=, pool_size=, max_overflow=)``) lets the doctor judge
     whether the application's pools fit under max_connections (Overview and Connections). ``requests_ring`` (a
-    :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests page. In production
-    mode an ``auth`` callable (or ``allow_unauthenticated=True``) is required."""
+    :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests page. The advisor's
+    verified indexes (query page, Indexes page; HypoPG needed) are cached ``advice_ttl`` seconds and each run
+    is cut off after ``advice_budget`` seconds. In production mode an ``auth`` callable (or
+    ``allow_unauthenticated=True``) is required."""
     if production and auth is None and not allow_unauthenticated:
         raise DashboardError(
             "pgpulse.dashboard.app() in production mode needs auth=<callable(request) -> bool> "
@@ -200,7 +206,15 @@ def app(
         lstrip_blocks=True,
     )
     env.filters.update(FILTERS)
-    state = State(database_url, store_url, target, env, DoctorSource(database_url, doctor_ttl, pools), requests_ring)
+    state = State(
+        database_url,
+        store_url,
+        target,
+        env,
+        DoctorSource(database_url, doctor_ttl, pools),
+        AdviceSource(database_url, advice_ttl, advice_budget),
+        requests_ring,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> Any:
@@ -211,6 +225,7 @@ def app(
         Route("/", views.overview, name="overview"),
         Route("/queries", views.queries, name="queries"),
         Route("/queries/{queryid}", views.query, name="query"),
+        Route("/queries/{queryid}/advice", views.query_advice, name="query_advice"),
         Route("/indexes", views.indexes, name="indexes"),
         Route("/tables", views.tables, name="tables"),
         Route("/connections", views.connections, name="connections"),
