@@ -12,12 +12,15 @@ carries a secret, with another secret in the lazy request's query string. The pr
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -36,6 +39,7 @@ from pgpulse.citizenapp.models import User
 from pgpulse.citizenapp.seed import SHOWCASE_COMMENTS, SeedSpec, seed
 from pgpulse.dashboard import RequestRing
 from pgpulse.dashboard import app as pgpulse_dashboard
+from pgpulse.dashboard.app import Dashboard
 from pgpulse.profiler.context import Record
 from pgpulse.settings import Settings
 
@@ -65,6 +69,8 @@ def add_unused_eager_route(citizen: FastAPI) -> None:
 @dataclass
 class Mounted:
     base: str
+    store_url: str
+    dashboard: Dashboard
     ring: RequestRing
     seen: list[Record]  # every record the profiler closed, parameters included (a second hook, the test's own)
     user_id: int  # CitizenApp's showcase user: exactly 50 posts
@@ -89,6 +95,7 @@ def _drive(base: str, user_id: int) -> list[tuple[str, int]]:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def mounted(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator[Mounted]:
     url = await make_database("dashcitizen")
+    store_url = await make_database("dashcitizenstore")  # request history: the writer migrates it on first use
     await upgrade_async(url)
     seeded = await seed(url, SeedSpec(users=3, posts=20, comments_per_post=1.0, hot_users=1, hot_share=0.5))
     assert seeded.showcase_user_id is not None
@@ -98,7 +105,7 @@ async def mounted(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator
     citizen = create_app(url, settings, on_record=[ring, seen.append])
     add_unused_eager_route(citizen)
     dashboard = pgpulse_dashboard(
-        url, requests_ring=ring, auth=lambda request: request.cookies.get(STAFF_COOKIE) == STAFF_TOKEN
+        url, store_url, requests_ring=ring, auth=lambda request: request.cookies.get(STAFF_COOKIE) == STAFF_TOKEN
     )
     citizen.mount("/pgpulse", dashboard)
     server, thread, base = serve(citizen)
@@ -109,11 +116,13 @@ async def mounted(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator
         while len(ring.items()) < 5:
             assert time.monotonic() < deadline, f"the ring has {len(ring.items())} of 5 requests"
             await asyncio.sleep(0.02)
-        yield Mounted(base, ring, seen, seeded.showcase_user_id)
+        yield Mounted(base, store_url, dashboard, ring, seen, seeded.showcase_user_id)
     finally:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 20)
-        await dashboard.close()
+        # the pools lived on uvicorn's loop, gone with it; the store writer is a thread of its own
+        if dashboard.state.request_history is not None:
+            await asyncio.to_thread(dashboard.state.request_history.close)
 
 
 @pytest.fixture
@@ -237,3 +246,44 @@ def _line_of(text: str, path: Path | None = None) -> int:
         path = Path(loading.__file__)
     lines = path.read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+async def test_the_requests_are_kept_in_the_store_without_their_parameters(mounted: Mounted) -> None:
+    history = mounted.dashboard.state.request_history
+    assert history is not None
+    history.flush_soon()
+    conn = await asyncpg.connect(mounted.store_url)
+    try:
+        deadline = time.monotonic() + 30
+        while (stored := await conn.fetchval("SELECT count(*) FROM pgpulse_history.request")) < 5:
+            assert time.monotonic() < deadline, f"{stored} of 5 requests in the store"
+            await asyncio.sleep(0.1)
+        rows = await conn.fetch(
+            "SELECT method, route, query_count, nplusone, unused, findings FROM pgpulse_history.request"
+            " ORDER BY request_id"
+        )
+        everything = await conn.fetchval("SELECT string_agg(r::text, ' ') FROM pgpulse_history.request r")
+    finally:
+        await conn.close()
+    assert [tuple(r.values())[:5] for r in rows] == [
+        ("GET", "/users/{user_id}/posts", 52, 1, 0),
+        ("GET", "/users/{user_id}/posts", 3, 0, 0),
+        ("GET", "/users/{user_id}/name", 2, 0, 1),
+        ("GET", "/users/{user_id}/name", 2, 0, 1),
+        ("POST", "/users", 2, 0, 0),
+    ]
+    lazy = json.loads(rows[0]["findings"])
+    assert [(f["kind"], f["line"]) for f in lazy] == [("n_plus_one", "comments = await post.awaitable_attrs.comments")]
+    assert "selectinload(User.posts).selectinload(Post.comments)" in lazy[0]["fix"]
+    assert SECRET_BODY not in everything and SECRET_QUERY_STRING not in everything
+    # the Requests page sums the stored window per route, slowest first
+    async with httpx.AsyncClient(base_url=mounted.base, timeout=60, cookies={STAFF_COOKIE: STAFF_TOKEN}) as client:
+        page = (await client.get("/pgpulse/requests")).text
+    table = page[page.index('id="stored-routes"') :]
+    routes = re.findall(r"<tr><td>(GET|POST) ([^<]+)</td><td class=\"n\">(\d+)</td>", table)
+    assert routes[0] == ("GET", "/users/{user_id}/posts", "2")  # the lazy request is the slowest stored
+    assert sorted(routes) == [
+        ("GET", "/users/{user_id}/name", "2"),
+        ("GET", "/users/{user_id}/posts", "2"),
+        ("POST", "/users", "1"),
+    ]

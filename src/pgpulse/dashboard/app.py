@@ -31,10 +31,12 @@ from pgpulse.dashboard.advice_source import AdviceSource
 from pgpulse.dashboard.command import MISSING_EXTRA
 from pgpulse.dashboard.doctor_source import DoctorSource
 from pgpulse.dashboard.history_source import HistorySource
+from pgpulse.dashboard.request_store import RequestHistory
 from pgpulse.dashboard.requests import DASHBOARD_SCOPE_KEY, RequestRing
 from pgpulse.db.engine import libpq_url
 from pgpulse.doctor.check import Options as PoolSizing
 from pgpulse.errors import UserError
+from pgpulse.history.targets import default_name
 from pgpulse.sql import redact_url
 
 if TYPE_CHECKING:
@@ -84,6 +86,7 @@ class State:
     doctor: DoctorSource
     advice: AdviceSource
     requests_ring: RequestRing | None = None
+    request_history: RequestHistory | None = None  # the ring's summaries written to the store
     _pool: asyncpg.Pool | None = None
     _store_pool: asyncpg.Pool | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -107,6 +110,8 @@ class State:
         return HistorySource(self._store_pool, self.database_url, self.target)
 
     async def close(self) -> None:
+        if self.request_history is not None:
+            await asyncio.to_thread(self.request_history.close)
         for pool in (self._pool, self._store_pool):
             if pool is not None:
                 await pool.close()
@@ -185,9 +190,10 @@ def app(
 
     ``pools`` (``pgpulse.doctor.check.Options(app_workers=, pool_size=, max_overflow=)``) lets the doctor judge
     whether the application's pools fit under max_connections (Overview and Connections). ``requests_ring`` (a
-    :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests page. The advisor's
-    verified indexes (query page, Indexes page; HypoPG needed) are cached ``advice_ttl`` seconds and each run
-    is cut off after ``advice_budget`` seconds. In production mode an ``auth`` callable (or
+    :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests page; with a
+    ``store_url`` too, the ring's summaries are also kept in the store (30 days, at most 100,000 per target).
+    The advisor's verified indexes (query page, Indexes page; HypoPG needed) are cached ``advice_ttl`` seconds
+    and each run is cut off after ``advice_budget`` seconds. In production mode an ``auth`` callable (or
     ``allow_unauthenticated=True``) is required."""
     if production and auth is None and not allow_unauthenticated:
         raise DashboardError(
@@ -215,6 +221,9 @@ def app(
         AdviceSource(database_url, advice_ttl, advice_budget),
         requests_ring,
     )
+    if store_url is not None and requests_ring is not None:
+        state.request_history = RequestHistory(store_url, target or default_name(database_url))
+        requests_ring.subscribe(state.request_history.add)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> Any:

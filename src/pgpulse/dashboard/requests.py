@@ -21,6 +21,7 @@ import itertools
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -91,6 +92,11 @@ class RequestRing:
         self._items: deque[RequestSummary] = deque(maxlen=size)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[RequestSummary], None]] = []
+
+    def subscribe(self, listener: Callable[[RequestSummary], None]) -> None:
+        """Also hand each new summary to ``listener`` (the store's request history), in the caller's thread."""
+        self._listeners.append(listener)
 
     @property
     def size(self) -> int:
@@ -129,20 +135,21 @@ class RequestRing:
             for u in record.unused
         )
         with self._lock:
-            self._items.append(
-                RequestSummary(
-                    next(self._ids),
-                    time.time(),
-                    record.method or "?",
-                    route or UNMATCHED,
-                    elapsed_ms,
-                    record.db_ms,
-                    record.query_count,
-                    queries,
-                    findings,
-                    unused,
-                )
+            summary = RequestSummary(
+                next(self._ids),
+                time.time(),
+                record.method or "?",
+                route or UNMATCHED,
+                elapsed_ms,
+                record.db_ms,
+                record.query_count,
+                queries,
+                findings,
+                unused,
             )
+            self._items.append(summary)
+        for listener in self._listeners:
+            listener(summary)
 
     __call__ = add
 

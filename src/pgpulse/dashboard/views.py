@@ -19,6 +19,7 @@ from pgpulse.dashboard.advice_source import QueryAdvice, WorkloadAdvice
 from pgpulse.dashboard.app import State, response_for
 from pgpulse.dashboard.explain import ExplainError, PlanNode, generic_plan
 from pgpulse.dashboard.history_source import Series
+from pgpulse.dashboard.request_store import StoredRoute, stored_routes
 from pgpulse.dashboard.requests import RequestRing
 from pgpulse.dashboard.svg import line_chart, sparkline
 from pgpulse.doctor.runner import ConnectError
@@ -254,6 +255,14 @@ def _ring(state: State) -> RequestRing:
 async def requests(request: Request) -> Response:
     state = _state(request)
     items = _ring(state).items()
+    stored: list[StoredRoute] | None = None
+    if state.request_history is not None:
+        history = await _history_or_none(state)
+        if history is not None:
+            try:
+                stored = await stored_routes(history.pool, history.target)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                stored = None
     return response_for(
         state,
         request,
@@ -262,6 +271,8 @@ async def requests(request: Request) -> Response:
         slowest=sorted(items, key=lambda r: r.duration_ms, reverse=True)[:LIST_SIZE],
         most_queries=sorted(items, key=lambda r: r.query_count, reverse=True)[:LIST_SIZE],
         total=len(items),
+        storing=state.request_history is not None,
+        stored=stored,
     )
 
 
