@@ -135,3 +135,23 @@ async def test_advice_is_read_only_and_bounded_in_time(advised: Advised) -> None
     reason = re.search(r'<p id="advice-reason" class="error">(.*?)</p>', page.text)
     assert reason is not None
     assert reason.group(1) == "the advisor did not finish within the page&#39;s 0.001 s budget: run the command below"
+
+
+async def test_closing_the_dashboard_stops_the_background_advice(advised: Advised) -> None:
+    # another session holds readings locked: the advisor's EXPLAIN waits on it (up to its 1 s lock_timeout), so
+    # the Indexes page's background run is still going when the dashboard closes
+    holder = await asyncpg.connect(advised.url)
+    closing = app(advised.url, allow_unauthenticated=True)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=closing), base_url="http://t") as client:
+            page = await client.get("/indexes")
+        assert 'id="advised-pending"' in page.text  # the page did not wait for the advisor
+        running = closing.state.advice._running[None]
+        await closing.close()
+        assert running.cancelled()
+        assert closing.state.advice.cached(None) is None  # nothing half-computed was cached
+    finally:
+        await holder.close()
+        await closing.close()

@@ -97,6 +97,15 @@ class AdviceSource:
         self._cache: OrderedDict[int | None, _Entry] = OrderedDict()  # None: the workload's advice
         self._running: dict[int | None, asyncio.Task[QueryAdvice | WorkloadAdvice]] = {}
 
+    async def close(self) -> None:
+        """Stop the runs still going (the Indexes page's background one): their sessions close with them."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
     def command(self, queryid: int | None = None) -> str:
         which = f" --queryid {queryid}" if queryid is not None else f" --top {TOP_QUERIES}"
         return f"pgpulse advise {redact_url(self.database_url)}{which} -v"

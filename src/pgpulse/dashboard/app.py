@@ -110,6 +110,7 @@ class State:
         return HistorySource(self._store_pool, self.database_url, self.target)
 
     async def close(self) -> None:
+        await self.advice.close()
         if self.request_history is not None:
             await asyncio.to_thread(self.request_history.close)
         for pool in (self._pool, self._store_pool):
