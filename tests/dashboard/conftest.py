@@ -1,5 +1,6 @@
 """A real database with planted problems, a history store with a few snapshots of it, and the dashboard served
-by real uvicorn on loopback: what every dashboard test looks at.
+by real uvicorn on loopback: what every dashboard test looks at; and the headless Chromium (one per session)
+that reads the pages.
 
 Planted: an unused index, a duplicate index (a prefix of another), an invalid index (a failed CREATE UNIQUE
 INDEX CONCURRENTLY), a table with 600 dead rows (autovacuum off for it), a session idle in transaction holding
@@ -10,17 +11,27 @@ Statistics PostgreSQL flushes lazily are polled for, never slept on.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from pgpulse.dashboard import RequestRing, app
 from pgpulse.doctor.check import Options
@@ -120,7 +131,7 @@ def _profiled_requests(database_url: str) -> RequestRing:
     return ring
 
 
-def _serve(asgi: object) -> tuple[uvicorn.Server, threading.Thread, str]:
+def serve(asgi: object) -> tuple[uvicorn.Server, threading.Thread, str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -169,7 +180,7 @@ async def site(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator[Si
             auth=lambda request: request.client is not None,
             pools=Options(app_workers=50, pool_size=5, max_overflow=0),  # 250 connections: more than the server has
         )
-        server, thread, base = _serve(asgi)
+        server, thread, base = serve(asgi)
         try:
             yield Site(base, database_url, store_url, holder_pid, waiter_pid, ring)
         finally:
@@ -184,5 +195,65 @@ async def site(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator[Si
 
 
 @pytest.fixture(scope="session")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    yield tmp_path_factory.mktemp("dashboard-screenshots")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests save each page's screenshot: a temporary folder, or ``PGPULSE_SCREENSHOTS`` (the README's
+    come from ``PGPULSE_SCREENSHOTS=docs/screenshots``)."""
+    folder = os.environ.get("PGPULSE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return Path(folder)
+    return tmp_path_factory.mktemp("dashboard-screenshots")
+
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+LAPTOP, PHONE = (1366, 900), (390, 844)
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[WebDriver]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.fail("Debian's chromium and chromium-driver are needed (scripts/test.sh installs them)")
+    profile = tempfile.mkdtemp(prefix="pgpulse-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={LAPTOP[0]},{LAPTOP[1]}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_page(driver: WebDriver, url: str, heading: str) -> None:
+    driver.get(url)
+    WebDriverWait(driver, 20).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), heading))
+
+
+def no_console_errors(driver: WebDriver) -> None:
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+
+
+def shoot(driver: WebDriver, folder: Path, name: str) -> None:
+    assert driver.save_screenshot(str(folder / f"{name}.png"))
+
+
+def body(driver: WebDriver) -> str:
+    return str(driver.find_element(By.TAG_NAME, "body").text)

@@ -2,78 +2,34 @@
 uvicorn serving the planted database: the key facts appear, the links lead where they say, the browser logs no
 error (a Content-Security-Policy violation would be one), and the ``<script>`` table name stays text.
 
-One browser for the module; every wait is on something observable (WebDriverWait), never a sleep.
+One browser for the session (conftest); every wait is on something observable (WebDriverWait), never a sleep.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .conftest import N_PLUS_ONE, SCRIPT_TABLE, SECRET_IN_SESSION, SECRET_LITERAL, SECRET_PARAMETER, Site
+from pgpulse.sql import redact_url
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-LAPTOP, PHONE = (1366, 900), (390, 844)
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
+from .conftest import (
+    LAPTOP,
+    N_PLUS_ONE,
+    PHONE,
+    SCRIPT_TABLE,
+    SECRET_IN_SESSION,
+    SECRET_LITERAL,
+    SECRET_PARAMETER,
+    Site,
+    body,
+    no_console_errors,
+    open_page,
+    shoot,
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.fail("Debian's chromium and chromium-driver are needed (scripts/test.sh installs them)")
-    profile = tempfile.mkdtemp(prefix="pgpulse-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument(f"--window-size={LAPTOP[0]},{LAPTOP[1]}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def open_page(driver: WebDriver, url: str, heading: str) -> None:
-    driver.get(url)
-    WebDriverWait(driver, 20).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), heading))
-
-
-def no_console_errors(driver: WebDriver) -> None:
-    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-    assert severe == []
-
-
-def shoot(driver: WebDriver, folder: Path, name: str) -> None:
-    assert driver.save_screenshot(str(folder / f"{name}.png"))
-
-
-def body(driver: WebDriver) -> str:
-    return str(driver.find_element(By.TAG_NAME, "body").text)
 
 
 def test_overview_shows_headline_numbers_and_the_doctors_findings(
@@ -112,6 +68,13 @@ def test_queries_lists_normalized_text_with_sparklines_and_links_to_the_plan(
     assert [c.text for c in costly] == ["Seq Scan"]
     assert "Relation Name: orders" in plan.text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#history svg.chart")) == 2
+    # no HypoPG on this server: the advisor's hand-off is the command to run, and why
+    queryid = browser.current_url.rsplit("/", 1)[1]
+    assert browser.find_element(By.ID, "advice-command").text == (
+        f"pgpulse advise {redact_url(site.database_url)} --queryid {queryid} -v"
+    )
+    assert "HypoPG is not enabled in this database" in browser.find_element(By.ID, "advice-reason").text
+    assert browser.find_elements(By.ID, "ask-advisor") == []
     shoot(browser, screenshots, "query")
     no_console_errors(browser)
 
@@ -128,6 +91,9 @@ def test_indexes_shows_unused_duplicate_and_invalid(site: Site, browser: WebDriv
     ]
     invalid = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#invalid tbody tr td:first-child")]
     assert invalid == ["dupvals_v_key"]
+    assert browser.find_element(By.ID, "advised-command").text == (
+        f"pgpulse advise {redact_url(site.database_url)} --top 20 -v"
+    )
     shoot(browser, screenshots, "indexes")
     no_console_errors(browser)
 
@@ -172,9 +138,7 @@ def test_connections_shows_the_lock_chain_and_the_session_idle_in_transaction(
     no_console_errors(browser)
 
 
-def test_requests_lists_profiled_requests_and_shows_the_n_plus_one_with_its_fix(
-    site: Site, browser: WebDriver, screenshots: Path
-) -> None:
+def test_requests_lists_profiled_requests_and_shows_the_n_plus_one_with_its_fix(site: Site, browser: WebDriver) -> None:
     open_page(browser, site.base + "/", "Overview")
     browser.find_element(By.LINK_TEXT, "Requests").click()
     WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "most-queries")))
@@ -182,10 +146,9 @@ def test_requests_lists_profiled_requests_and_shows_the_n_plus_one_with_its_fix(
     assert recent == ["GET /search", "GET /customers/{id}/orders"]  # newest first
     most = browser.find_elements(By.CSS_SELECTOR, "#most-queries tbody tr")
     assert [[c.text for c in r.find_elements(By.TAG_NAME, "td")][3:] for r in most] == [
-        [str(N_PLUS_ONE), "1"],
-        ["1", "0"],
+        [str(N_PLUS_ONE), "1", "0"],
+        ["1", "0", "0"],
     ]
-    shoot(browser, screenshots, "requests")
     browser.find_element(By.LINK_TEXT, "GET /customers/{id}/orders").click()
     WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "nplusone")))
     assert browser.find_element(By.ID, "query-count").text == str(N_PLUS_ONE)
@@ -194,7 +157,6 @@ def test_requests_lists_profiled_requests_and_shows_the_n_plus_one_with_its_fix(
     statements = browser.find_elements(By.CSS_SELECTOR, "#request-queries td.sql")
     assert {s.text for s in statements} == {"SELECT note FROM orders WHERE id = %(c)s"}
     assert len(statements) == N_PLUS_ONE
-    shoot(browser, screenshots, "request")
     open_page(browser, site.base + "/requests", "Requests")
     browser.find_element(By.LINK_TEXT, "GET /search").click()
     WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "request-queries")))

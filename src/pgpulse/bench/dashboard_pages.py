@@ -6,7 +6,8 @@ pg_stat_statements really holds 5,000 entries), one real snapshot is recorded in
 target's queryids and table OIDs), then 30 days of hourly points are written straight into the store behind
 it. Each page is served in process through the ASGI interface (server time only, no network), loaded once to
 warm up and then 20 times. The Overview's doctor audit is cached for a minute by the app: its first run is
-reported on its own. Results go to a fresh temporary folder (printed), never into the repository.
+reported on its own. The Requests pages read a full ring (500 requests recorded by the real profiler, from 1 to
+200 queries each). Results go to a fresh temporary folder (printed), never into the repository.
 
     python -m pgpulse.bench.dashboard_pages [--tables 1000] [--statements 5000] [--days 30] [--loads 20]
 """
@@ -30,13 +31,15 @@ import httpx
 
 from pgpulse.bench.doctor_scale import build_schema
 from pgpulse.bench.history_scale import SERVER_SETTINGS, _workload
-from pgpulse.dashboard import app
+from pgpulse.dashboard import RequestRing, app
 from pgpulse.db.databases import create_database
+from pgpulse.db.urls import async_url
 from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.history.kinds import STATEMENT, TABLE, KindSpec
 from pgpulse.history.snapshot import read_snapshot
 from pgpulse.history.store import migrate, open_store
 from pgpulse.history.targets import default_name
+from pgpulse.profiler import instrument, profile
 from pgpulse.sql import quote_ident
 
 GOAL_MS = 300.0
@@ -112,13 +115,43 @@ async def _history(target: str, store_url: str, days: int) -> tuple[int, int]:
     return statement_points, table_points
 
 
+RING_SIZE = 500
+RING_SHAPES = (1, 3, 5, 12, 20, 35, 52, 80, 120, 200)  # queries per request; each shape recorded once, added 50x
+
+
+async def _full_ring(target: str) -> RequestRing:
+    """A ring of 500 requests recorded by the profiler on a real engine (N+1s included: the same query per id)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(async_url(target))
+    instrument(engine)
+    ring = RequestRing(size=RING_SIZE)
+    try:
+        records = []
+        async with engine.connect() as conn:
+            for count in RING_SHAPES:
+                with profile(route=f"/bench/{count}/{{item_id}}") as record:
+                    for i in range(count):
+                        await conn.execute(text("SELECT relname FROM pg_class WHERE oid = :oid"), {"oid": i})
+                record.method = "GET"
+                records.append(record)
+        for _ in range(RING_SIZE // len(records)):
+            for record in records:
+                ring.add(record)
+    finally:
+        await engine.dispose()
+    return ring
+
+
 async def measure(maintenance: str, tables: int, statements: int, days: int, loads: int) -> Result:
     target = await create_database(maintenance, "bench_dash_target")
     store_url = await create_database(maintenance, "bench_dash_store")
     await build_schema(target, tables)
     await _workload(target, tables, statements)
     statement_points, table_points = await _history(target, store_url, days)
-    asgi = app(target, store_url, production=False)
+    ring = await _full_ring(target)
+    asgi = app(target, store_url, production=False, requests_ring=ring)
     timings: list[PageTiming] = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://bench") as client:
         began = time.perf_counter()
@@ -127,7 +160,17 @@ async def measure(maintenance: str, tables: int, statements: int, days: int, loa
         first.raise_for_status()
         listing = (await client.get("/queries")).text
         top = re.search(r'/queries/(-?\d+)"', listing)
-        pages = ["/", "/queries", f"/queries/{top[1] if top else 0}", "/indexes", "/tables", "/connections"]
+        biggest = max(ring.items(), key=lambda r: r.query_count).id
+        pages = [
+            "/",
+            "/queries",
+            f"/queries/{top[1] if top else 0}",
+            "/indexes",
+            "/tables",
+            "/connections",
+            "/requests",
+            f"/requests/{biggest}",
+        ]
         for page in pages:
             (await client.get(page)).raise_for_status()  # warm-up: catalog caches, the pools
             runs, size = [], 0
@@ -140,6 +183,7 @@ async def measure(maintenance: str, tables: int, statements: int, days: int, loa
             runs.sort()
             p95 = runs[min(len(runs) - 1, round(0.95 * len(runs)) - 1)]
             name = "/queries/{top}" if page.startswith("/queries/") else page
+            name = "/requests/{200q}" if page.startswith("/requests/") else name
             timings.append(PageTiming(name, round(statistics.median(runs), 1), round(p95, 1), round(runs[-1], 1), size))
     return Result(
         statements, tables, days, statement_points, table_points, loads, round(doctor_ms, 1), timings, os.getloadavg()

@@ -27,12 +27,15 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from pgpulse.dashboard.advice_source import AdviceSource
 from pgpulse.dashboard.doctor_source import DoctorSource
 from pgpulse.dashboard.history_source import HistorySource
-from pgpulse.dashboard.requests import RequestRing
+from pgpulse.dashboard.request_store import RequestHistory
+from pgpulse.dashboard.requests import DASHBOARD_SCOPE_KEY, RequestRing
 from pgpulse.db.engine import libpq_url
 from pgpulse.doctor.check import Options as PoolSizing
 from pgpulse.errors import UserError
+from pgpulse.history.targets import default_name
 from pgpulse.sql import redact_url
 
 if TYPE_CHECKING:
@@ -83,7 +86,9 @@ class State:
     target: str | None
     env: jinja2.Environment
     doctor: DoctorSource
+    advice: AdviceSource
     requests_ring: RequestRing | None = None
+    request_history: RequestHistory | None = None  # the ring's summaries written to the store
     _pool: asyncpg.Pool | None = None
     _store_pool: asyncpg.Pool | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -107,6 +112,9 @@ class State:
         return HistorySource(self._store_pool, self.database_url, self.target)
 
     async def close(self) -> None:
+        await self.advice.close()
+        if self.request_history is not None:
+            await asyncio.to_thread(self.request_history.close)
         for pool in (self._pool, self._store_pool):
             if pool is not None:
                 await pool.close()
@@ -144,6 +152,8 @@ class Dashboard:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
+        # Mounted in a profiled app, the profiler's record holds this same scope: the ring skips our own pages.
+        scope[DASHBOARD_SCOPE_KEY] = True
         if scope["method"] not in ("GET", "HEAD"):
             await PlainTextResponse("read-only: GET only", 405, headers={"allow": "GET, HEAD"})(scope, receive, send)
             return
@@ -175,14 +185,19 @@ def app(
     target: str | None = None,
     doctor_ttl: float = 60.0,
     pools: PoolSizing | None = None,
+    advice_ttl: float = 600.0,
+    advice_budget: float = 15.0,
 ) -> Dashboard:
     """The dashboard for ``database_url`` (history from ``store_url``'s ``target``, by default the target named
     after the database's host:port/name as ``pgpulse history`` names it).
 
     ``pools`` (``pgpulse.doctor.check.Options(app_workers=, pool_size=, max_overflow=)``) lets the doctor judge
     whether the application's pools fit under max_connections (Overview and Connections). ``requests_ring`` (a
-    :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests page. In production
-    mode an ``auth`` callable (or ``allow_unauthenticated=True``) is required."""
+    :class:`~pgpulse.dashboard.requests.RequestRing` the profiler feeds) adds the Requests page; with a
+    ``store_url`` too, the ring's summaries are also kept in the store (30 days, at most 100,000 per target).
+    The advisor's verified indexes (query page, Indexes page; HypoPG needed) are cached ``advice_ttl`` seconds
+    and each run is cut off after ``advice_budget`` seconds. In production mode an ``auth`` callable (or
+    ``allow_unauthenticated=True``) is required."""
     if production and auth is None and not allow_unauthenticated:
         raise DashboardError(
             "pgpulse.dashboard.app() in production mode needs auth=<callable(request) -> bool> "
@@ -200,7 +215,18 @@ def app(
         lstrip_blocks=True,
     )
     env.filters.update(FILTERS)
-    state = State(database_url, store_url, target, env, DoctorSource(database_url, doctor_ttl, pools), requests_ring)
+    state = State(
+        database_url,
+        store_url,
+        target,
+        env,
+        DoctorSource(database_url, doctor_ttl, pools),
+        AdviceSource(database_url, advice_ttl, advice_budget),
+        requests_ring,
+    )
+    if store_url is not None and requests_ring is not None:
+        state.request_history = RequestHistory(store_url, target or default_name(database_url))
+        requests_ring.subscribe(state.request_history.add)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> Any:
@@ -211,6 +237,7 @@ def app(
         Route("/", views.overview, name="overview"),
         Route("/queries", views.queries, name="queries"),
         Route("/queries/{queryid}", views.query, name="query"),
+        Route("/queries/{queryid}/advice", views.query_advice, name="query_advice"),
         Route("/indexes", views.indexes, name="indexes"),
         Route("/tables", views.tables, name="tables"),
         Route("/connections", views.connections, name="connections"),

@@ -1,10 +1,18 @@
 """The Requests page's data: a bounded in-memory ring of recent request records, fed by the profiler.
 
 The dashboard's one coupling to the profiler is its public :class:`~pgpulse.profiler.context.Record`: when a
-request's record closes, the profiler's callback hands it to :meth:`RequestRing.add` (the ring is callable, so it
-can be passed as the callback itself). The ring keeps a small immutable summary, never the record (which holds
-the ASGI scope), and at most ``size`` of them: memory is bounded whatever the traffic. Statements are kept as
-sent (placeholders only); parameter values, even when the profiler logs them, are not copied.
+request's record closes, the middleware's ``on_record`` hook hands it to :meth:`RequestRing.add` (the ring is
+callable, so it is the hook itself: ``PgPulseMiddleware(app, on_record=ring)``). The ring keeps a small immutable
+summary, never the record (which holds the ASGI scope), and at most ``size`` of them: memory is bounded whatever
+the traffic. Statements are kept as sent (placeholders only); parameter values, even when the profiler logs
+them, are not copied; nor is anything of the request itself but its method and route template (never the path,
+the query string or the body).
+
+The dashboard's own page views pass through the same middleware when it is mounted in the profiled app; it
+marks their scope (:data:`DASHBOARD_SCOPE_KEY`) and the ring leaves them out: they are not the application's
+requests, and would push them out of the ring each time someone looks at it. Nor does it keep a request that
+matched no route and ran no query (a browser's ``/favicon.ico``, a scanner probing ten thousand URLs): nothing
+to show, and it would push the application's requests out.
 """
 
 from __future__ import annotations
@@ -13,16 +21,30 @@ import itertools
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from pgpulse.profiler.context import Record
+from pgpulse.profiler.routes import UNMATCHED
 from pgpulse.sql import redact_sql
 
 MAX_QUERIES_KEPT = 200  # per request: a runaway loop of 10,000 queries keeps its first 200 (the count is exact)
+DASHBOARD_SCOPE_KEY = "pgpulse.dashboard"  # set in the ASGI scope of the dashboard's own requests
 
 
-@dataclass(frozen=True, slots=True)
-class QuerySummary:
+@lru_cache(maxsize=2048)
+def _redacted(statement: str) -> str:
+    """An application runs a few hundred statement shapes: redact each once, and share the string between
+    the summaries that hold it (bounded: the cache keeps 2,048)."""
+    return redact_sql(statement)
+
+
+class QuerySummary(NamedTuple):
+    """One query of a request (a named tuple: a request may run hundreds, and this is built for each on every
+    request, in the request's task; a frozen dataclass costs several times more to build)."""
+
     statement: str
     duration_ms: float
     rows: int
@@ -38,6 +60,18 @@ class FindingSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class UnusedSummary:
+    """An eager-load option whose relationship nothing read (:class:`~pgpulse.profiler.context.UnusedEagerLoad`)."""
+
+    option: str  # "selectinload(User.posts)"
+    relationship: str  # "User.posts"
+    statement: str  # redacted
+    fix: str
+    line: str | None  # the application's line that ran the query (known from the shape's second run on)
+    where: str | None  # file:line in function(), when known
+
+
+@dataclass(frozen=True, slots=True)
 class RequestSummary:
     id: int
     at: float  # time.time() when it was added
@@ -48,6 +82,7 @@ class RequestSummary:
     query_count: int
     queries: tuple[QuerySummary, ...]
     findings: tuple[FindingSummary, ...]
+    unused: tuple[UnusedSummary, ...]
 
 
 class RequestRing:
@@ -57,37 +92,64 @@ class RequestRing:
         self._items: deque[RequestSummary] = deque(maxlen=size)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[RequestSummary], None]] = []
+
+    def subscribe(self, listener: Callable[[RequestSummary], None]) -> None:
+        """Also hand each new summary to ``listener`` (the store's request history), in the caller's thread."""
+        self._listeners.append(listener)
+
+    @property
+    def size(self) -> int:
+        return self._items.maxlen or 0
 
     def add(self, record: Record) -> None:
         """Keep a summary of a closed record (called once per request, off the query path)."""
+        if record.scope is not None and record.scope.get(DASHBOARD_SCOPE_KEY):
+            return
+        route = record.route_name()
+        if route in (None, UNMATCHED) and not record.queries:
+            return
         elapsed_ms = record.elapsed_ms
         queries = tuple(
-            QuerySummary(redact_sql(q.statement), q.duration_ms, q.rows, q.relationship)
+            QuerySummary(_redacted(q.statement), q.duration_ms, q.rows, q.relationship)
             for q in record.queries[:MAX_QUERIES_KEPT]
         )
         findings = tuple(
             FindingSummary(
                 f.describe().splitlines()[0],
-                redact_sql(f.statement),
+                _redacted(f.statement),
                 f.fix,
                 f.site.line if f.site else None,
             )
             for f in record.findings
         )
-        with self._lock:
-            self._items.append(
-                RequestSummary(
-                    next(self._ids),
-                    time.time(),
-                    record.method or "?",
-                    record.route_name() or "<unmatched>",
-                    elapsed_ms,
-                    record.db_ms,
-                    record.query_count,
-                    queries,
-                    findings,
-                )
+        unused = tuple(
+            UnusedSummary(
+                u.option,
+                u.relationship,
+                _redacted(u.statement),
+                u.fix,
+                (u.site.line or None) if u.site else None,
+                str(u.site) if u.site and u.site.filename else None,
             )
+            for u in record.unused
+        )
+        with self._lock:
+            summary = RequestSummary(
+                next(self._ids),
+                time.time(),
+                record.method or "?",
+                route or UNMATCHED,
+                elapsed_ms,
+                record.db_ms,
+                record.query_count,
+                queries,
+                findings,
+                unused,
+            )
+            self._items.append(summary)
+        for listener in self._listeners:
+            listener(summary)
 
     __call__ = add
 

@@ -15,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from pgpulse.dashboard import queries as q
+from pgpulse.dashboard.advice_source import QueryAdvice, WorkloadAdvice
 from pgpulse.dashboard.app import State, response_for
 from pgpulse.dashboard.explain import ExplainError, PlanNode, generic_plan
 from pgpulse.dashboard.history_source import Series
+from pgpulse.dashboard.request_store import StoredRoute, stored_routes
 from pgpulse.dashboard.requests import RequestRing
 from pgpulse.dashboard.svg import line_chart, sparkline
 from pgpulse.doctor.runner import ConnectError
@@ -94,6 +96,16 @@ async def queries(request: Request) -> Response:
 
 
 async def query(request: Request) -> Response:
+    """The query's numbers, history and generic plan; the advisor's index if it was computed (cached)."""
+    return await _query_page(request, compute_advice=False)
+
+
+async def query_advice(request: Request) -> Response:
+    """The same page with the advisor run for this query now (within its budget; cached), read-only."""
+    return await _query_page(request, compute_advice=True)
+
+
+async def _query_page(request: Request, compute_advice: bool) -> Response:
     state = _state(request)
     try:
         queryid = int(request.path_params["queryid"])
@@ -105,12 +117,20 @@ async def query(request: Request) -> Response:
         row = await q.one_query(conn, schema, queryid) if schema else None
         if row is None:
             raise HTTPException(404, "no such query in pg_stat_statements")
+        hypopg = await state.advice.hypopg(conn)
         plan: PlanNode | None = None
         plan_error = None
         try:
             plan = await generic_plan(conn, row["query"])
         except ExplainError as exc:
             plan_error = redact_text(str(exc))
+    advice: QueryAdvice | WorkloadAdvice | None
+    if not hypopg:
+        advice = state.advice.unavailable(queryid)
+    elif compute_advice:
+        advice = await state.advice.for_query(queryid)
+    else:
+        advice = state.advice.cached(queryid)
     item = _query_row(row)
     history = await _history_or_none(state)
     charts: list[str] = []
@@ -130,6 +150,7 @@ async def query(request: Request) -> Response:
         plan_error=plan_error,
         charts=charts,
         history=history is not None,
+        advice=advice,
     )
 
 
@@ -140,7 +161,12 @@ async def indexes(request: Request) -> Response:
         unused = await conn.fetch(q.UNUSED_INDEXES_SQL)
         duplicate = await conn.fetch(q.DUPLICATE_INDEXES_SQL)
         invalid = await conn.fetch(q.INVALID_INDEXES_SQL)
-    return response_for(state, request, "indexes.html", unused=unused, duplicate=duplicate, invalid=invalid)
+        hypopg = await state.advice.hypopg(conn)
+    # The advice for the top queries is computed in the background (the page never waits for the advisor)
+    advised = state.advice.workload() if hypopg else state.advice.unavailable()
+    return response_for(
+        state, request, "indexes.html", unused=unused, duplicate=duplicate, invalid=invalid, advised=advised
+    )
 
 
 def _autovacuum_options(reloptions: list[str] | None) -> list[str]:
@@ -229,6 +255,14 @@ def _ring(state: State) -> RequestRing:
 async def requests(request: Request) -> Response:
     state = _state(request)
     items = _ring(state).items()
+    stored: list[StoredRoute] | None = None
+    if state.request_history is not None:
+        history = await _history_or_none(state)
+        if history is not None:
+            try:
+                stored = await stored_routes(history.pool, history.target)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                stored = None
     return response_for(
         state,
         request,
@@ -237,6 +271,8 @@ async def requests(request: Request) -> Response:
         slowest=sorted(items, key=lambda r: r.duration_ms, reverse=True)[:LIST_SIZE],
         most_queries=sorted(items, key=lambda r: r.query_count, reverse=True)[:LIST_SIZE],
         total=len(items),
+        storing=state.request_history is not None,
+        stored=stored,
     )
 
 
