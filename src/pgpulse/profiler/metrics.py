@@ -20,9 +20,9 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app, make_wsgi_app, values
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -275,6 +275,11 @@ def metrics_app() -> ASGIApp:
     """An ASGI app serving the metrics in the Prometheus text format (mount it at ``/metrics``); under
     ``PROMETHEUS_MULTIPROC_DIR`` the sums over every worker."""
     return cast(ASGIApp, make_asgi_app(registry=serving_registry()))
+
+
+def metrics_wsgi_app() -> Callable[..., Any]:
+    """The same for a WSGI app (Flask: ``DispatcherMiddleware(app.wsgi_app, {"/metrics": metrics_wsgi_app()})``)."""
+    return make_wsgi_app(registry=serving_registry())
 
 
 def render() -> bytes:
