@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, cast
@@ -135,23 +136,28 @@ class FileRouteDurations(RouteDurations):
         self._flush_lock = threading.Lock()
         self.flush_interval = flush_interval
         self._pid: int | None = None  # the process whose flusher runs
+        after_fork = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: (method := after_fork()) is not None and method())
 
     def observe_many(self, route: str, values: list[float], method: str = "") -> None:
-        if self._pid != os.getpid():
+        if self._pid is None:
             self._start_flusher()
         super().observe_many(route, values, method)
 
     def _start_flusher(self) -> None:
         with self._flush_lock:
-            if self._pid == os.getpid():
-                return
-            if self._pid is not None:
-                # A forked child: what the parent counted is the parent's to flush; its file values are its own.
-                with self._lock:
-                    self._series.clear()
-                self._files.clear()
-            self._pid = os.getpid()
-            threading.Thread(target=self._flush_forever, name="pgpulse-metrics-flush", daemon=True).start()
+            if self._pid is None:
+                self._pid = os.getpid()
+                threading.Thread(target=self._flush_forever, name="pgpulse-metrics-flush", daemon=True).start()
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn ``--preload``): what the parent counted is the parent's to flush, its file
+        values are its own, its flusher thread did not come along, and a lock it held at the fork stays held."""
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._series = {}
+        self._files = {}
+        self._pid = None
 
     def _flush_forever(self) -> None:
         pid = os.getpid()

@@ -100,11 +100,11 @@ class PgPulseWSGIMiddleware:
     def __init__(
         self,
         app: WSGIApp,
+        *,
         threshold: int | None = None,
         server_timing: bool = False,
         log_findings: bool = True,
         on_record: RecordHook | Sequence[RecordHook] | None = None,
-        *,
         route_for: RouteFor | None = None,
     ) -> None:
         self.app = app
