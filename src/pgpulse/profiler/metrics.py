@@ -6,8 +6,9 @@ apps (tests do) never registers a metric twice; ``metrics_app()`` serves it for 
 Many workers (``uvicorn --workers N``, gunicorn): with ``PROMETHEUS_MULTIPROC_DIR`` set before the app starts,
 prometheus-client keeps every value in a per-process file and ``metrics_app()`` serves the sums over all
 workers' files (``MultiProcessCollector``), whichever worker answers the scrape. Custom collectors are not
-read from those files, so the query-duration histogram then writes through prometheus-client's own values
-(:class:`FileRouteDurations`) instead of counters in memory.
+read from those files, so the two histograms fed per request (query durations, queries per request) then count in
+memory and a flusher thread adds the counts to prometheus-client's own values files every second
+(:class:`FileRouteDurations`); the counters and the gauge are prometheus-client's own, written as they change.
 """
 
 from __future__ import annotations
@@ -203,13 +204,37 @@ if MULTIPROCESS:
 else:
     QUERY_SECONDS = RouteDurations(*_QUERY_SECONDS_ARGS)
     REGISTRY.register(QUERY_SECONDS)
-QUERIES_PER_REQUEST = Histogram(
+
+
+class _RouteChild:
+    def __init__(self, histogram: FileRouteDurations, route: str, method: str) -> None:
+        self._histogram, self._route, self._method = histogram, route, method
+
+    def observe(self, value: float) -> None:
+        self._histogram.observe_many(self._route, [value], self._method)
+
+
+class FileRouteHistogram(FileRouteDurations):
+    """A :class:`FileRouteDurations` with ``Histogram``'s ``labels(route, method).observe(value)`` face: one per
+    request, so in multiprocess mode the request pays a dict increment instead of two file writes."""
+
+    def labels(self, route: str, method: str) -> _RouteChild:
+        return _RouteChild(self, route, method)
+
+
+_QUERIES_PER_REQUEST_ARGS = (
     "pgpulse_db_queries_per_request",
     "Number of SQL statements per HTTP request, by route template and HTTP method.",
-    ["route", "method"],
-    buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000),
-    registry=REGISTRY,
+    (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+QUERIES_PER_REQUEST: Histogram | FileRouteHistogram
+if MULTIPROCESS:
+    QUERIES_PER_REQUEST = FileRouteHistogram(*_QUERIES_PER_REQUEST_ARGS)
+    atexit.register(QUERIES_PER_REQUEST.flush)
+else:
+    QUERIES_PER_REQUEST = Histogram(
+        *_QUERIES_PER_REQUEST_ARGS[:2], ["route", "method"], buckets=_QUERIES_PER_REQUEST_ARGS[2], registry=REGISTRY
+    )
 NPLUSONE_FINDINGS = Counter(
     "pgpulse_nplusone_findings",
     "N+1 query patterns detected, by route, method and relationship (empty for explicit queries in a loop).",
