@@ -168,18 +168,12 @@ async def test_metrics_sum_every_worker_exactly(db, tmp_path: Path, server: str,
             queries[route] += rounds * count
             findings += rounds * nplusone
         scrapes = 0
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while True:
-            scrape = await client.get("/metrics/")
-            assert scrape.status_code == 200
-            observed = _observed(scrape.text)
+
+        def expect(observed: dict[Series, float]) -> dict[Series, float]:
             # Each earlier scrape is a request too, with 0 queries. Its label should be the mount point; with
             # FastAPI >= 0.12x (which puts its own route back into the scope after a Mount) it is UNMATCHED.
-            mount = (
-                "/metrics"
-                if _series("pgpulse_db_queries_per_request_count", route="/metrics", method="GET") in observed
-                else UNMATCHED
-            )
+            scraped = _series("pgpulse_db_queries_per_request_count", route="/metrics", method="GET")
+            mount = "/metrics" if scraped in observed else UNMATCHED
             expected: dict[Series, float] = {}
             for route in [*requests, mount]:
                 n = requests[route] if route != mount else scrapes
@@ -199,11 +193,38 @@ async def test_metrics_sum_every_worker_exactly(db, tmp_path: Path, server: str,
                 n for route, n in requests.items() if queries[route]
             )
             expected[_series("pgpulse_db_pool_checked_out", pool="default")] = 0
-            scrapes += 1
-            if observed == expected or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.05)  # a record is reported just after its response: scrape again
+            return expected
+
+        async def settle() -> tuple[dict[Series, float], dict[Series, float]]:
+            """Scrape until the sums equal what was sent (a record is reported just after its response)."""
+            nonlocal scrapes
+            deadline = time.monotonic() + SETTLE_TIMEOUT
+            while True:
+                scrape = await client.get("/metrics/")
+                assert scrape.status_code == 200
+                observed = _observed(scrape.text)
+                expected = expect(observed)
+                scrapes += 1
+                if observed == expected or time.monotonic() > deadline:
+                    return observed, expected
+                await asyncio.sleep(0.05)
+
+        observed, expected = await settle()
         assert observed == expected
+
+        if server == "gunicorn":
+            # A worker killed outright: gunicorn's child_exit hook (mark_process_dead) drops its live gauge file;
+            # what it counted stays in the sums (its counter and histogram files remain).
+            victim = sorted(pids)[0]
+            gauge_file = metrics_dir / f"gauge_livesum_{victim}.db"
+            assert gauge_file.exists()  # it checked connections out, so it has the pool gauge's file
+            os.kill(int(victim), signal.SIGKILL)
+            deadline = time.monotonic() + SETTLE_TIMEOUT
+            while gauge_file.exists():
+                assert time.monotonic() < deadline, "child_exit did not mark the killed worker dead"
+                await asyncio.sleep(0.05)
+            observed, expected = await settle()
+            assert observed == expected
     assert len(pids) == workers  # every worker served, and the sums above are over all of them
     served = {p.name.split("_")[-1].removesuffix(".db") for p in metrics_dir.glob("histogram_*.db")}
     assert pids <= served, "each worker that answered wrote its own file"
