@@ -33,3 +33,11 @@ def test_a_variant_whose_module_is_missing_is_skipped_with_a_note() -> None:
     names = {v.name for v in VARIANTS}
     assert all(v.baseline in names for v in VARIANTS if v.baseline)  # each compared with a variant that exists
     assert available(next(v for v in VARIANTS if v.name == "profiler + multiprocess Prometheus")) is None
+
+
+def test_only_selects_variants_with_their_baselines() -> None:
+    from pgpulse.bench.integrations import OFF_ASGI, OTEL_ONLY, selected
+
+    assert [v.name for v in selected(["opentelemetry"])] == [OFF_ASGI, OTEL_ONLY, "profiler + OpenTelemetry"]
+    assert [v.name for v in selected(["WSGI middleware"])] == ["off (WSGI)", "profiler (WSGI middleware)"]
+    assert selected(None) == VARIANTS

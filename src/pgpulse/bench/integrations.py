@@ -19,8 +19,10 @@ middleware. Three request shapes:
 * ``n+1``: 2 + 50 statements, the last one 50 times (the lazy route): the cost of finding an N+1, stack walks,
   the finding's metrics and log event included (the event goes to a structlog logger that drops it).
 
-Each variant's cost is the median over rounds of (variant − its off variant of the same kind, same round), with a
-distribution-free 95 % confidence interval of that median (order statistics of the binomial).
+Each variant's cost is the median over rounds of (variant − its baseline, same round), with a distribution-free
+95 % confidence interval of that median (order statistics of the binomial). The baseline is the off variant of
+the same kind; for "profiler + OpenTelemetry / Sentry" it is the same SDK without the profiler, so the figure is
+what pgpulse adds to an app that SDK already traces.
 
 To add a variant: one :class:`Variant` in :data:`VARIANTS`; ``setup`` (run in the child) returns the ``on_record``
 hooks and, optionally, a context manager factory wrapped around each request (an OpenTelemetry server span, a
@@ -69,10 +71,13 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     setup: str | None = None  # "module:function" returning (hooks, around), run in the child
     requires: tuple[str, ...] = ()
-    baseline: str | None = None  # the off variant it is compared with (its kind's)
+    baseline: str | None = None  # the variant it is compared with, round by round
 
 
 OFF_ASGI, OFF_WSGI = "off (ASGI)", "off (WSGI)"
+OTEL_ONLY, SENTRY_ONLY = "OpenTelemetry span only (no profiler)", "Sentry transaction only (no profiler)"
+OTEL_MODULES = ("pgpulse.profiler.otel", "opentelemetry.sdk")
+SENTRY_MODULES = ("pgpulse.profiler.sentry", "sentry_sdk")
 MULTIPROC_DIR = "{multiproc_dir}"  # replaced by a fresh directory per run
 VARIANTS: list[Variant] = [
     Variant(OFF_ASGI, "asgi", profiler=False),
@@ -83,19 +88,37 @@ VARIANTS: list[Variant] = [
         env={"PROMETHEUS_MULTIPROC_DIR": MULTIPROC_DIR},
         baseline=OFF_ASGI,
     ),
+    # The SDKs' own cost (a server span / a transaction per request, no profiler) is a baseline of its own, so
+    # "profiler + X" shows what pgpulse adds to an app X already traces.
+    Variant(
+        OTEL_ONLY,
+        "asgi",
+        profiler=False,
+        setup="pgpulse.bench.integrations:otel_setup",
+        requires=OTEL_MODULES,
+        baseline=OFF_ASGI,
+    ),
     Variant(
         "profiler + OpenTelemetry",
         "asgi",
         setup="pgpulse.bench.integrations:otel_setup",
-        requires=("pgpulse.profiler.otel", "opentelemetry.sdk"),
+        requires=OTEL_MODULES,
+        baseline=OTEL_ONLY,
+    ),
+    Variant(
+        SENTRY_ONLY,
+        "asgi",
+        profiler=False,
+        setup="pgpulse.bench.integrations:sentry_setup",
+        requires=SENTRY_MODULES,
         baseline=OFF_ASGI,
     ),
     Variant(
         "profiler + Sentry",
         "asgi",
         setup="pgpulse.bench.integrations:sentry_setup",
-        requires=("pgpulse.profiler.sentry", "sentry_sdk"),
-        baseline=OFF_ASGI,
+        requires=SENTRY_MODULES,
+        baseline=SENTRY_ONLY,
     ),
     Variant(OFF_WSGI, "wsgi", profiler=False),
     Variant("profiler (WSGI middleware)", "wsgi", baseline=OFF_WSGI),
@@ -344,10 +367,25 @@ def _requests_for(shape: str, quick: bool) -> int:
     return per_shape // 4 if quick else per_shape
 
 
-def run(rounds: int, quick: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
+def selected(only: list[str] | None) -> list[Variant]:
+    """The variants whose name contains one of ``only`` (case-insensitive), with their baselines; all for None."""
+    if not only:
+        return list(VARIANTS)
+    by_name = {v.name: v for v in VARIANTS}
+    wanted = {v.name for v in VARIANTS if any(text.lower() in v.name.lower() for text in only)}
+    pending = list(wanted)
+    while pending:
+        base = by_name[pending.pop()].baseline
+        if base is not None and base not in wanted:
+            wanted.add(base)
+            pending.append(base)
+    return [v for v in VARIANTS if v.name in wanted]
+
+
+def run(rounds: int, quick: bool, log: Callable[[str], None] = print, only: list[str] | None = None) -> dict[str, Any]:
     multiproc_dir = tempfile.mkdtemp(prefix="pgpulse-bench-multiproc-")
     runnable, notes = [], []
-    for variant in VARIANTS:
+    for variant in selected(only):
         why = available(variant)
         if why:
             notes.append(why)
@@ -421,6 +459,7 @@ def _summarize(
         "confidence": CONFIDENCE,
         "python": sys.version.split()[0],
         "notes": notes,
+        "baselines": {v.name: v.baseline for v in variants if v.baseline},
         "variants": results,
     }
 
@@ -432,7 +471,7 @@ def _ci(values: list[float]) -> dict[str, float]:
 
 def render(result: dict[str, Any]) -> str:
     lines = [
-        f"Integration cost, process CPU µs added over the off variant of the same kind: median of {result['rounds']} "
+        f"Integration cost, process CPU µs added over each variant's baseline: median of {result['rounds']} "
         f"interleaved rounds [{int(result['confidence'] * 100)} % CI]",
         "",
         f"{'variant':38} {'per query':>22} {'per request':>22} {'3-query request':>22} {'N+1 request (52 q)':>24}",
@@ -447,7 +486,9 @@ def render(result: dict[str, Any]) -> str:
             continue
         cells = [_cell(added[key]) for key in ("per_query", "per_request", "request_3q", "request_n+1")]
         lines.append(f"{name:38} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} {cells[3]:>24}")
-    lines += ["", *result["notes"]]
+    lines += [""]
+    lines += [f"{name}: over {base}" for name, base in result["baselines"].items() if base not in (OFF_ASGI, OFF_WSGI)]
+    lines += result["notes"]
     return "\n".join(lines)
 
 
@@ -460,6 +501,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests per round (a smoke run)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 15, quick 5)")
     parser.add_argument("--out", default=None, help="a fresh folder for result.json (default: stdout only)")
+    parser.add_argument(
+        "--only", action="append", help="run the variants whose name contains this text (and their baselines)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -468,7 +512,9 @@ def main(argv: list[str] | None = None) -> None:
     rounds = args.rounds or (5 if args.quick else 15)
     if rounds < 1:
         parser.error("--rounds must be at least 1")
-    result = run(rounds, args.quick, log=lambda line: print(line, file=sys.stderr))
+    if args.only and not selected(args.only):
+        parser.error(f"no variant matches {args.only}: {', '.join(v.name for v in VARIANTS)}")
+    result = run(rounds, args.quick, log=lambda line: print(line, file=sys.stderr), only=args.only)
     print(render(result))
     if args.out:
         out = Path(args.out)
