@@ -21,19 +21,15 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from types import TracebackType
 from typing import Any
 
 from pgpulse.profiler.context import Record, close_record, current, open_record
 from pgpulse.profiler.reporting import RecordHook, as_hooks, report
 from pgpulse.profiler.routes import UNMATCHED
+from pgpulse.types import Environ, ExcInfo, StartResponse, WSGIApp
 
 __all__ = ["MAX_PATH_LABELS", "PgPulseWSGIMiddleware", "path_template"]
 
-Environ = dict[str, Any]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
-StartResponse = Callable[..., Callable[[bytes], object]]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 RouteFor = Callable[[Environ], str | None]
 
 MAX_PATH_LABELS = 200
