@@ -39,7 +39,7 @@ _ID_SEGMENT = re.compile(
 
 
 class _PathLabels:
-    """The fallback labels: paths with identifiers folded, at most ``limit`` distinct ones per process."""
+    """The fallback labels: paths with identifiers folded, at most ``limit`` distinct ones per middleware."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
