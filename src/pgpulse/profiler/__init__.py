@@ -8,16 +8,18 @@ Two lines in an app::
 
 from pgpulse.profiler.context import NPlusOne, QueryEvent, Record, Site, UnusedEagerLoad, current, profile
 from pgpulse.profiler.events import ProfilerConfig, instrument, uninstrument
-from pgpulse.profiler.metrics import METRIC_NAMES, metrics_app
+from pgpulse.profiler.metrics import METRIC_NAMES, metrics_app, metrics_wsgi_app
 from pgpulse.profiler.middleware import PgPulseMiddleware
 from pgpulse.profiler.reporting import RecordHook
 from pgpulse.profiler.routes import UNMATCHED
+from pgpulse.profiler.wsgi import PgPulseWSGIMiddleware
 
 __all__ = [
     "METRIC_NAMES",
     "UNMATCHED",
     "NPlusOne",
     "PgPulseMiddleware",
+    "PgPulseWSGIMiddleware",
     "ProfilerConfig",
     "QueryEvent",
     "Record",
@@ -27,6 +29,7 @@ __all__ = [
     "current",
     "instrument",
     "metrics_app",
+    "metrics_wsgi_app",
     "profile",
     "uninstrument",
 ]
