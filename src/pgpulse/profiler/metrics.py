@@ -17,6 +17,7 @@ import atexit
 import itertools
 import math
 import os
+import struct
 import threading
 import time
 import weakref
@@ -298,8 +299,26 @@ def serving_registry() -> CollectorRegistry:
             f"PROMETHEUS_MULTIPROC_DIR is {path!r}, not a directory: create it (empty) before the workers start"
         )
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    _SettledMultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     return registry
+
+
+class _SettledMultiProcessCollector(MultiProcessCollector):
+    """prometheus-client's collector, reading again when a worker's file is caught between its creation and its
+    header being written (``struct.error`` from the half-initialised mmap): without it, a worker starting while
+    Prometheus scrapes turns that scrape into a 500. A few short retries, then the error stands."""
+
+    ATTEMPTS = 5
+
+    def collect(self) -> Any:
+        for attempt in range(self.ATTEMPTS):
+            try:
+                return list(super().collect())  # type: ignore[no-untyped-call]
+            except struct.error:
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))  # the writer finishes its header in microseconds
+        raise AssertionError("unreachable")
 
 
 def metrics_app() -> ASGIApp:
