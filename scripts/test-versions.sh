@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The version ranges pyproject.toml declares, tested at their edges. For each edge: a throw-away venv under
-# $PGPULSE_VERSIONS_DIR (default /tmp/pgpulse-versions/<edge>) with pgpulse[demo] installed from this checkout
-# (not editable: the installed package, data files included, is what runs), the edge's pins and the test tools;
-# then the profiler's and CitizenApp's tests against a real PostgreSQL (embedded unless
+# $PGPULSE_VERSIONS_DIR (default /tmp/pgpulse-versions/<edge>) with pgpulse[demo] installed from this checkout's
+# tracked files (not editable: the installed package, data files included, is what runs), the edge's pins and
+# the test tools; then the profiler's and CitizenApp's tests against a real PostgreSQL (embedded unless
 # PGPULSE_TEST_DATABASE_URL is set). Not part of scripts/test.sh: two installs and two test runs take minutes.
 #
 #   bash scripts/test-versions.sh                 # both edges
@@ -30,6 +30,11 @@ done
 [ ${#edges[@]} -gt 0 ] || edges=(lowest highest)
 
 root=${PGPULSE_VERSIONS_DIR:-/tmp/pgpulse-versions}
+# Install from a copy of the tracked files (with their uncommitted changes): setuptools keeps a build/ folder in
+# the source tree, and a stale one could slip old files into the package under test.
+source_copy="$root/source"
+rm -rf "$source_copy" && mkdir -p "$source_copy"
+git ls-files -z | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$source_copy"
 failed=()
 for edge in "${edges[@]}"; do
   venv="$root/$edge"
@@ -37,7 +42,7 @@ for edge in "${edges[@]}"; do
   echo "== $edge: ${pins[*]:-newest in range}"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade ".[demo]" "${TEST_TOOLS[@]}" \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$source_copy[demo]" "${TEST_TOOLS[@]}" \
     "${pins[@]+"${pins[@]}"}"
   "$venv/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
     | grep -iE '^(sqlalchemy|asyncpg|fastapi|starlette|pydantic|alembic|sqlmodel) ' | tr -s ' ' | paste -sd ',' -
