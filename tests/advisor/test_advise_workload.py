@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -201,10 +202,12 @@ def test_pg_stat_activity_samples_through_the_command(timed_db: str) -> None:
             task = asyncio.create_task(conn.fetchval(slow))
             watcher = await asyncpg.connect(timed_db)
             try:
+                deadline = time.monotonic() + 10
                 while not await watcher.fetchval(
                     "SELECT true FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(4)%' "
                     "AND pid <> pg_backend_pid()"
                 ):
+                    assert time.monotonic() < deadline, "the slow statement never showed up in pg_stat_activity"
                     await asyncio.sleep(0.02)
             finally:
                 await watcher.close()

@@ -12,7 +12,7 @@ from sqlalchemy import text
 async def _two_nows(maker: Any) -> tuple[object, object]:
     async with maker() as session:
         first = (await session.execute(text("SELECT now()"))).scalar_one()
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the scenario: time passes between the statements, so two snapshots differ
         second = (await session.execute(text("SELECT now()"))).scalar_one()
     return first, second
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import pytest
 
 from pgpulse.doctor.check import Severity
 from pgpulse.doctor.checks.settings import SettingsCheck
@@ -113,6 +114,16 @@ async def test_cache_hit_ratio_edges(make_database: Any, run_check: Any) -> None
     planted = {"healthy": (20_000, 0.993), "info": (20_000, 0.97), "warning": (20_000, 0.93),
                "few_blocks": (9_000, 0.90), "enough_blocks": (11_000, 0.90)}  # fmt: skip
     urls = {case: await make_database("cache") for case in planted}
+    conn = await asyncpg.connect(urls["healthy"])
+    try:
+        version = int(await conn.fetchval("SHOW server_version_num"))
+    finally:
+        await conn.close()
+    if version < 180000:
+        # Planting real reads needs pg_buffercache_evict_relation() (pg_buffercache 1.6, PostgreSQL 18): before
+        # 18 nothing evicts one table's pages, so the counters cannot be driven to a chosen ratio. The check's
+        # SQL (pg_stat_database) is the same on every version; this test of its edges runs on the embedded 18.
+        pytest.skip(f"planting cache reads needs PostgreSQL 18 (pg_buffercache_evict_relation); server is {version}")
     observed = {case: await _plant_cache_ratio(urls[case], *planted[case]) for case in planted}
     ratio = {case: hit / (hit + read) for case, (hit, read) in observed.items()}
     total = {case: hit + read for case, (hit, read) in observed.items()}

@@ -16,8 +16,11 @@ async def test_dead_tuples_with_autovacuum_off_are_critical(db: str, execute: An
     await execute(db, *CHURNED)
     findings = await run_check(db, VacuumCheck())
     [dead] = [f for f in findings if "dead tuples" in f.title]
-    assert dead.severity is Severity.warning or dead.severity is Severity.critical
-    assert dead.evidence["n_dead_tup"] == 30_000 and dead.evidence["autovacuum_enabled"] is False
+    # 30,000 dead next to 30,000 live: a 0.5 dead ratio, which the check's thresholds call critical (>= 0.5)
+    assert dead.severity is Severity.critical
+    assert dead.evidence["n_dead_tup"] == 30_000 and dead.evidence["dead_ratio"] == 0.5
+    assert dead.evidence["autovacuum_enabled"] is False
+    assert dead.title == "churn is 50% dead tuples (30,000 dead, 30,000 live) and autovacuum is disabled on it"
     assert dead.fix == "VACUUM (ANALYZE, VERBOSE) churn;\nALTER TABLE churn RESET (autovacuum_enabled);"
 
 
@@ -25,10 +28,9 @@ async def test_large_busy_table_gets_per_table_scale_factors(db: str, execute: A
     await execute(db, *CHURNED, "VACUUM churn")
     findings = await run_check(db, VacuumCheck(large_table_rows=20_000))
     [proposal] = [f for f in findings if "autovacuum_vacuum_scale_factor" in (f.fix or "")]
-    vacuum_sf, analyze_sf = proposed_scale_factors(30_000)
+    # vacuum after ~50,000 dead rows: 50,000 / 30,000 live is above the 0.2 cap; analyze at half of it
     assert proposal.fix == (
-        f"ALTER TABLE churn SET (autovacuum_vacuum_scale_factor = {vacuum_sf}, "
-        f"autovacuum_analyze_scale_factor = {analyze_sf});"
+        "ALTER TABLE churn SET (autovacuum_vacuum_scale_factor = 0.2, autovacuum_analyze_scale_factor = 0.1);"
     )
 
 

@@ -30,10 +30,14 @@ async def test_surplus_requests_get_503_with_retry_after_and_the_rest_complete(
             return response.status_code, time.perf_counter() - began, response.headers.get("retry-after")
 
         async with table_locked(citizen_db.url, "posts"):
+            locked_at = time.monotonic()
             tasks = [asyncio.create_task(timed_get()) for _ in range(REQUESTS)]
-            await asyncio.sleep(POOL_TIMEOUT / 2)
-            held = pool_state(running.app.state.engine)
-            await asyncio.sleep(HOLD_S - POOL_TIMEOUT / 2)  # past pool_timeout: the surplus has been answered
+            while (held := pool_state(running.app.state.engine))["checked_out"] < capacity:
+                assert time.monotonic() < locked_at + POOL_TIMEOUT, f"the pool never filled up: {held}"
+                await asyncio.sleep(0.01)
+            # The scenario itself: the lock stays held past pool_timeout, so the surplus has been answered
+            # (503) while the admitted requests still wait on the lock.
+            await asyncio.sleep(HOLD_S - (time.monotonic() - locked_at))
         results = await asyncio.gather(*tasks)
 
         assert held["checked_out"] == capacity and held["overflow"] == MAX_OVERFLOW, held

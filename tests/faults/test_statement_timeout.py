@@ -54,7 +54,7 @@ async def test_every_read_strategy_is_limited_and_writes_are_not(
         # A write is not capped by the route timeout: it waits for the lock and then succeeds.
         async with table_locked(citizen_db.url, "users") as locker:
             pending = asyncio.create_task(client.post("/users", json={"name": "W", "email": "w-timeout@example.org"}))
-            await asyncio.sleep(TIMEOUT_MS / 1000 * 2)
+            await asyncio.sleep(TIMEOUT_MS / 1000 * 2)  # the scenario: a window twice the read timeout
             assert not pending.done(), "the POST waited past the read timeout"
             await locker.execute("SELECT 1")
         response = await pending

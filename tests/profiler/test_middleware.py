@@ -97,7 +97,7 @@ async def test_metrics_have_their_documented_names_and_pool_returns_to_idle(db: 
     async with serve(db.url, metrics_route=True) as client:
         for strategy in ("lazy", "selectin"):
             await client.get(f"/users/{uid}/posts", params={"strategy": strategy})
-        exposition = (await client.get("/metrics/")).text
+        exposition = (await client.get("/metrics")).text
     for name in METRIC_NAMES:
         assert f"# TYPE {name.removesuffix('_total')}" in exposition, name
     assert 'pgpulse_db_queries_per_request_count{method="GET",route="/users/{user_id}/posts"}' in exposition
@@ -111,7 +111,7 @@ async def test_metrics_have_their_documented_names_and_pool_returns_to_idle(db: 
 
 async def test_metrics_route_is_opt_in(db: Any) -> None:
     async with serve(db.url) as client:
-        assert (await client.get("/metrics/")).status_code == 404
+        assert (await client.get("/metrics")).status_code == 404
 
 
 async def test_sqlcommenter_tags_statements_with_the_route(db: Any) -> None:

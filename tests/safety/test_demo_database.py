@@ -109,7 +109,10 @@ async def test_demo_and_serve_refuse_an_existing_database_without_the_marker(vic
         result = run_cli("demo", "--no-serve", "--users", "5", "--posts", "50", *flags, url=victim)
         line = assert_refused(result, "leaves it untouched")
         assert ("not empty" in line) == ("--adopt-empty" in flags), line
-        assert "--adopt-empty" in line or "pgpulse_demo" in line, "the line says how to proceed"
+        # the line says how to proceed: a database name that does not exist yet, or (unless --adopt-empty was
+        # just refused) an empty database with --adopt-empty
+        assert "point DATABASE_URL at a database name that does not exist yet" in line, line
+        assert ("pass --adopt-empty" in line) == ("--adopt-empty" not in flags), line
         assert password not in result.stdout + result.stderr
         assert await snapshot(victim, pg_url) == before, f"demo {flags} changed the victim database"
 

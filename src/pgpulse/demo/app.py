@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from pgpulse.db import health
@@ -15,7 +16,8 @@ from pgpulse.db.engine import make_engine
 from pgpulse.demo import errors
 from pgpulse.demo.disconnect import CancelOnDisconnect
 from pgpulse.demo.routes import posts, users
-from pgpulse.profiler import PgPulseMiddleware, instrument, metrics_app
+from pgpulse.profiler import PgPulseMiddleware, instrument
+from pgpulse.profiler.metrics import MetricsEndpoint
 from pgpulse.profiler.reporting import RecordHook
 from pgpulse.settings import Settings, get_settings
 
@@ -46,7 +48,9 @@ def create_app(
         finally:
             await engine.dispose()
 
-    app = FastAPI(title="CitizenApp", version="1.0", lifespan=lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from files fastapi-offline ships (under /static-offline-docs),
+    # not from a CDN: the demo works offline.
+    app = FastAPIOffline(title="CitizenApp", version="1.0", lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
     app.state.sessionmaker = async_sessionmaker(
@@ -74,7 +78,8 @@ def create_app(
             on_record=on_record,
         )
     if settings.metrics_route:
-        app.mount("/metrics", metrics_app())
+        # Added after the profiler, so outside it: /metrics answers 200 itself and scrapes are not requests.
+        app.add_middleware(MetricsEndpoint, path="/metrics")
     app.include_router(users.router)
     app.include_router(posts.router)
     app.include_router(health.router)

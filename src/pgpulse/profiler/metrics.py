@@ -1,7 +1,8 @@
 """Prometheus metrics: what a dashboard needs to see a regression before users do.
 
 Created once per process on a registry of our own (``REGISTRY``), so instrumenting several engines or
-apps (tests do) never registers a metric twice; ``metrics_app()`` serves it for an opt-in ``/metrics``.
+apps (tests do) never registers a metric twice; ``metrics_app()`` serves it, and ``MetricsEndpoint`` answers an
+opt-in ``/metrics`` outside the profiler.
 
 Many workers (``uvicorn --workers N``, gunicorn): with ``PROMETHEUS_MULTIPROC_DIR`` set before the app starts,
 prometheus-client keeps every value in a per-process file and ``metrics_app()`` serves the sums over all
@@ -33,7 +34,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from pgpulse.errors import UserError
-from pgpulse.types import ASGIApp
+from pgpulse.types import ASGIApp, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _le = cast(Callable[[float], str], floatToGoString)  # "0.005", "+Inf": the label text Histogram itself uses
@@ -335,3 +336,31 @@ def metrics_wsgi_app() -> Callable[..., Any]:
 def render() -> bytes:
     """The metrics in the Prometheus text format (the WSGI middleware's ``/metrics``, tests)."""
     return generate_latest(serving_registry())
+
+
+class MetricsEndpoint:
+    """Pure ASGI middleware answering ``path`` (and ``path/``) with the exposition before the app it wraps.
+
+    Why not ``app.mount("/metrics", metrics_app())``: a mount matches ``/metrics/...`` only, so a scrape of
+    ``/metrics`` was a 307 to ``/metrics/`` first; and the mounted app sat inside the profiler's middleware, so
+    every scrape was a request record of its own, a route label in the very metrics it served. Add this after
+    ``PgPulseMiddleware`` (Starlette: the last added is the outermost) and scrapes never reach the profiler.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str = "/metrics") -> None:
+        self.app = app
+        self.paths = frozenset({path.rstrip("/"), path.rstrip("/") + "/"})
+        self.metrics = metrics_app()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._local_path(scope) in self.paths:
+            await self.metrics(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _local_path(scope: Scope) -> str:
+        """The path below ``root_path`` (servers differ on whether ``path`` carries it)."""
+        path: str = scope.get("path") or ""
+        root: str = scope.get("root_path") or ""
+        return path[len(root) :] if root and path.startswith(root) else path

@@ -15,7 +15,11 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-HIGH_CHURN = {"autovacuum_vacuum_scale_factor": "0.05", "autovacuum_analyze_scale_factor": "0.02"}
+# Posts and comments take most writes: vacuum/analyze them at 5 % / 2 % churn instead of 20 % / 10 %, so a bulk
+# load or a wave of edits does not leave the planner on stale statistics for hours. Set with ALTER TABLE rather
+# than create_table(postgresql_with=...): SQLAlchemy accepts table storage options only from 2.1, and pgpulse
+# supports 2.0 too. Same reloptions either way.
+HIGH_CHURN = "autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02"
 
 
 def upgrade() -> None:
@@ -35,8 +39,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint("status IN ('draft', 'published', 'archived')", name="ck_posts_status"),
-        postgresql_with=HIGH_CHURN,
     )
+    op.execute(f"ALTER TABLE posts SET ({HIGH_CHURN})")
     op.create_index("ix_posts_user_status_created", "posts", ["user_id", "status", sa.text("created_at DESC")])
     op.create_table(
         "comments",
@@ -45,8 +49,8 @@ def upgrade() -> None:
         sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        postgresql_with=HIGH_CHURN,
     )
+    op.execute(f"ALTER TABLE comments SET ({HIGH_CHURN})")
     op.create_index("ix_comments_post_id", "comments", ["post_id", "id"])
 
 
