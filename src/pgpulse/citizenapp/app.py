@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from pgpulse.citizenapp import errors
+from pgpulse.citizenapp.admission import ConnectionGate
 from pgpulse.citizenapp.disconnect import CancelOnDisconnect
 from pgpulse.citizenapp.routes import posts, users
 from pgpulse.db import health
@@ -48,6 +49,9 @@ def create_app(
 
     app = FastAPI(title="CitizenApp", version="1.0", lifespan=lifespan)
     app.state.engine = engine
+    # NullPool has no slots to wait for: every checkout opens its own connection.
+    slots = settings.pool_size + settings.max_overflow
+    app.state.gate = ConnectionGate(slots, settings.pool_timeout) if settings.pool == "queue" else None
     app.state.settings = settings
     app.state.sessionmaker = async_sessionmaker(
         engine.execution_options(isolation_level="READ COMMITTED") if pooled_autocommit else engine,
