@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from pgpulse.bench import bloat, composite, eager, overindex, pooling, profiler_overhead
+from pgpulse.bench import bloat, composite, eager, overindex, pooling, profiler_overhead, whole_app
 from pgpulse.bench.context import BenchContext, Sizes, create_bench_data, drop_bench_data, machine_facts
 from pgpulse.bench.report import compare_runs, write_outputs
 from pgpulse.bench.stats import PairResult
@@ -33,6 +33,7 @@ PAIRS: dict[str, PairRunner] = {
     "pooling": pooling.run,
     "bloat": bloat.run,
     "profiler": profiler_overhead.run,
+    "app": whole_app.run,
 }
 SCHEMA = 1
 
