@@ -53,7 +53,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["## Targets", "", "| Target | Figure | Result |", "|---|---:|---|"]
         for t in result["targets"]:
             figure = _fmt_value(t["value"], t["unit"])
-            verdict = ("PASS" if t["passed"] else "MISS") if t.get("judged", True) else "not judged (quick run)"
+            reason = t.get("reason") or "quick run"
+            verdict = ("PASS" if t["passed"] else "MISS") if t.get("judged", True) else f"not judged ({reason})"
             lines.append(f"| {t['name']} | {figure} | {verdict} |")
         lines.append("")
     lines += [

@@ -138,6 +138,8 @@ class Target:
     threshold: float
     op: str
     unit: str = "×"
+    judged: bool = True  # False: shown, not judged (``reason`` says why, e.g. the cores were busy)
+    reason: str = ""
 
     @property
     def passed(self) -> bool:
