@@ -7,7 +7,7 @@ import typer
 from pgpulse.errors import UserError, fail
 from pgpulse.extras import require_extra
 
-PAIR_NAMES = ("eager", "composite", "overindex", "pooling", "bloat", "profiler")  # runner.PAIRS, without imports
+PAIR_NAMES = ("eager", "composite", "overindex", "pooling", "bloat", "profiler", "app", "workers")  # runner.PAIRS
 
 
 def bench(

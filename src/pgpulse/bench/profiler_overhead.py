@@ -156,9 +156,14 @@ async def run(ctx: BenchContext) -> PairResult:
     cpu = cpu_cost(results["profiler on c=1"], results["profiler off c=1"], queries=3)
     v = pair.variant
     on_off = ratio(v("profiler on c=1").p50_ms, v("profiler off c=1").p50_ms)
+    # Paired by round; a round in which one side finished no request (a starved machine) pairs with nothing.
     round_ratios = [
-        ratio(a, b) for a, b in zip(v("profiler on c=1").round_p50_ms, v("profiler off c=1").round_p50_ms, strict=True)
+        ratio(statistics.median(a.round.latencies_ms), statistics.median(b.round.latencies_ms))
+        for a, b in zip(results["profiler on c=1"], results["profiler off c=1"], strict=True)
+        if a.round.latencies_ms and b.round.latencies_ms
     ]
+    if not round_ratios:
+        raise RuntimeError("no round finished a request on both sides: the machine is too busy to compare")
     paired = round(statistics.median(round_ratios), 3)
     pair.ratios = {
         "on/off p50 (median of paired rounds)": paired,
