@@ -50,7 +50,14 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes,
 
 
 async def _worker(
-    host: str, port: int, requests: list[bytes], start: int, stop_at: float, record_from: float, tally: _Tally
+    host: str,
+    port: int,
+    requests: list[bytes],
+    start: int,
+    stop_at: float,
+    record_from: float,
+    tally: _Tally,
+    min_requests: int = 0,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     clock = time.perf_counter
@@ -58,7 +65,9 @@ async def _worker(
     try:
         while True:
             began = clock()
-            if began >= stop_at:
+            # Past the window, go on only while the round has too few recorded requests to say anything:
+            # requests slower than the window (a starved machine) would otherwise leave it empty.
+            if began >= stop_at and len(tally.latencies_ms) + tally.errors >= min_requests:
                 return
             request = requests[turn % len(requests)]
             turn += 1
@@ -95,7 +104,13 @@ def build_request(host: str, port: int, method: str, path: str, body: Any = None
 
 
 async def generate(
-    host: str, port: int, mix: list[tuple[str, str, Any]], concurrency: int, seconds: float, warmup: float
+    host: str,
+    port: int,
+    mix: list[tuple[str, str, Any]],
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    min_requests: int = 0,
 ) -> dict[str, Any]:
     """``mix``: (method, path, JSON body or None) requests; worker ``i`` cycles through them from request
     ``i * len(mix) // concurrency``, so at any moment the workers are spread over the whole mix."""
@@ -106,7 +121,7 @@ async def generate(
     stop_at = record_from + seconds
     await asyncio.gather(
         *(
-            _worker(host, port, requests, i * len(requests) // concurrency, stop_at, record_from, tally)
+            _worker(host, port, requests, i * len(requests) // concurrency, stop_at, record_from, tally, min_requests)
             for i in range(concurrency)
         )
     )
@@ -139,9 +154,12 @@ async def run_load(
     warmup: float = 0.5,
     host: str = "127.0.0.1",
     mix: list[tuple[str, str, Any]] | None = None,
+    min_requests: int = 0,
 ) -> LoadResult:
-    """Run the load generator in a child process and collect its JSON; ``mix`` replaces ``GET path``."""
+    """Run the load generator in a child process and collect its JSON; ``mix`` replaces ``GET path``;
+    ``min_requests``: keep going past ``seconds`` until that many requests were recorded."""
     where = ["--mix", json.dumps(mix)] if mix is not None else ["--path", path]
+    where += ["--min-requests", str(min_requests)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -183,9 +201,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--min-requests", type=int, default=0, help="go on past --seconds until this many recorded")
     args = parser.parse_args()
     mix = [tuple(r) for r in json.loads(args.mix)] if args.mix else [("GET", args.path, None)]
-    result = asyncio.run(generate(args.host, args.port, mix, args.concurrency, args.seconds, args.warmup))
+    result = asyncio.run(
+        generate(args.host, args.port, mix, args.concurrency, args.seconds, args.warmup, args.min_requests)
+    )
     json.dump(result, sys.stdout)
 
 

@@ -198,7 +198,9 @@ async def measure(
             app_cpu0, db_cpu0 = sum(app_proc.cpu_times()[:2]), _db_cpu_seconds(postmaster)
             results: list[LoadResult] = []
             for _ in range(rounds):
-                results.append(await run_load(app.port, "", CONCURRENCY, seconds, warmup, mix=requests))
+                results.append(
+                    await run_load(app.port, "", CONCURRENCY, seconds, warmup, mix=requests, min_requests=CONCURRENCY)
+                )
             app_cpu1, db_cpu1 = sum(app_proc.cpu_times()[:2]), _db_cpu_seconds(postmaster)
             totals = await conn.fetchrow(PGSS_TOTALS)
         finally:
