@@ -52,7 +52,10 @@ async def http_rounds(
         # A B C, then C B A: whoever goes first in a round does not always get the same slot.
         for case in cases if i % 2 == 0 else list(reversed(cases)):
             cpu_before = _cpu_seconds(case.pid)
-            result = await run_load(case.port, case.path, case.concurrency, seconds, warmup)
+            # one recorded request per client at least: a starved machine must not leave a round empty
+            result = await run_load(
+                case.port, case.path, case.concurrency, seconds, warmup, min_requests=case.concurrency
+            )
             cpu_after = _cpu_seconds(case.pid)
             if cpu_before is not None and cpu_after is not None:
                 result.server_cpu_s = cpu_after - cpu_before
