@@ -106,9 +106,12 @@ def plot_pair(pair: PairResult, path: Path) -> bool:
         ax.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=False, tick_labels=labels)
     except TypeError:  # matplotlib < 3.10
         ax.boxplot(data, vert=False, whis=(5, 95), showfliers=False, labels=labels)  # type: ignore[call-arg]
+    # p99 as a red tick: the tail the p5-p95 whiskers leave out (the figure the p99/p50 column is about)
+    ax.scatter([v.p99_ms for v in variants], range(1, len(variants) + 1), marker="x", color="tab:red", label="p99")
+    ax.legend(loc="lower right", fontsize=8)
     ax.invert_yaxis()  # first variant on top, in table order
     ax.set_xscale("log")
-    ax.set_xlabel("latency, ms (log scale; box = p25–p75, whiskers = p5–p95)")
+    ax.set_xlabel("latency, ms (log scale; box = p25–p75, whiskers = p5–p95, × = p99)")
     ax.set_title(pair.title, fontsize=10)
     ax.grid(axis="x", which="both", alpha=0.3)
     fig.tight_layout()

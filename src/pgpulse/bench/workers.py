@@ -226,7 +226,7 @@ async def _overcommit(ctx: BenchContext, pair: PairResult) -> None:
 
 
 async def run(ctx: BenchContext) -> PairResult:
-    pair = PairResult("workers", "uvicorn workers: 1 vs 2 on the single route; workers × pool above max_connections")
+    pair = PairResult("workers", "uvicorn workers: 1 vs 2; 2 × (5+5) connections vs max_connections 12")
     await _throughput(ctx, pair)
     await _overcommit(ctx, pair)
     return pair
