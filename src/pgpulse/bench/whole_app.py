@@ -173,18 +173,22 @@ def _db_cpu_seconds(postmaster: psutil.Process | None) -> float | None:
 
 
 async def _postmaster(url: str) -> psutil.Process | None:
-    """The server's postmaster when it runs on this machine and we may read it; else None (figures left out)."""
+    """The server's postmaster when it runs on this machine and we may read it; else None (figures left out).
+
+    Looked up while our backend is alive: once the connection closes its pid has no parent to ask."""
     conn = await asyncpg.connect(url)
     try:
         pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        try:
+            parent = psutil.Process(pid).parent()
+            if parent is None:
+                return None
+            parent.cpu_times()
+            return parent
+        except psutil.Error:
+            return None
     finally:
         await conn.close()
-    try:
-        parent = psutil.Process(pid).parent()
-        parent.cpu_times()
-        return parent
-    except (psutil.Error, AttributeError):
-        return None
 
 
 async def measure(
