@@ -15,7 +15,7 @@ from pgpulse.bench.report import compare_runs
 from pgpulse.bench.stats import Round, percentile, summarize
 from pgpulse.cli import app
 
-SMOKE_PAIRS = ["composite", "overindex", "bloat", "profiler"]
+SMOKE_PAIRS = ["composite", "overindex", "bloat", "profiler", "app"]
 
 
 def test_quick_run_reports_every_requested_pair_with_sane_figures(smoke_run: tuple[dict[str, Any], Path]) -> None:
@@ -54,6 +54,40 @@ def test_quick_run_measures_the_effects_it_claims(smoke_run: tuple[dict[str, Any
     assert pairs["profiler"]["facts"]["listener_us_per_query"] > 0
     assert {v["queries"] for v in pairs["profiler"]["variants"]} == {3}
     assert all(v["extra"]["server_cpu_ms"] > 0 for v in pairs["profiler"]["variants"])
+
+
+def test_whole_app_pair_tunes_the_untuned_app_with_what_pgpulse_finds(smoke_run: tuple[dict[str, Any], Path]) -> None:
+    """The shape of the whole-app pair, and the effects that hold on any machine (no timing)."""
+    pair = smoke_run[0]["pairs"]["app"]
+    steps = ["untuned", "+ eager loading", "+ QueuePool", "+ doctor: ANALYZE, autovacuum", "+ advise --apply"]
+    assert [v["name"] for v in pair["variants"]] == steps
+    for v in pair["variants"]:
+        e = v["extra"]
+        assert v["n"] >= 16 and v["p50_ms"] > 0, v  # at least one request per client, however busy the machine
+        assert set(e["statuses"]) <= {"200", "201"} and e["statuses"].get("201", 0) > 0, (v["name"], e["statuses"])
+        assert e["db_cpu_ms"] > 0 and e["blks_hit"] + e["blks_read"] > 0 and e["server_cpu_ms"] > 0, v["name"]
+    by = {v["name"]: v["extra"] for v in pair["variants"]}
+    # the profiler's N+1 on the lazy feed, and eager loading removing its queries
+    assert any("Post.comments" in f for f in pair["facts"]["profiler_findings"])
+    assert by["+ eager loading"]["queries_per_request"] < by["untuned"]["queries_per_request"]
+    # the doctor saw the statistics 1/16 of the rows old; its ANALYZE fixes were applied
+    assert {"ANALYZE posts", "ANALYZE comments"} <= set(pair["facts"]["doctor_fixes"])
+    # advise --apply created an index on comments (post_id): the lazy/selectin loads' only access path
+    assert any("ON comments (post_id)" in a and "(created)" in a for a in pair["facts"]["advised"]), pair["facts"]
+    assert by["+ advise --apply"]["blks_hit"] + by["+ advise --apply"]["blks_read"] < (
+        by["+ doctor: ANALYZE, autovacuum"]["blks_hit"] + by["+ doctor: ANALYZE, autovacuum"]["blks_read"]
+    )
+
+
+def test_every_http_row_shows_its_tail_ratio(smoke_run: tuple[dict[str, Any], Path]) -> None:
+    md = (smoke_run[1] / "latest.md").read_text()
+    assert "| p99 ms | p99/p50 |" in md
+    data = smoke_run[0]
+    for v in data["pairs"]["app"]["variants"]:
+        row = next(line for line in md.splitlines() if line.startswith(f"| app | {v['name']} |"))
+        assert f"| {v['p99_ms'] / v['p50_ms']:.1f}× |" in row, row
+    composite_rows = [line for line in md.splitlines() if line.startswith("| composite |")]
+    assert composite_rows and all("×" not in line for line in composite_rows)  # in-process loops: no tail ratio
 
 
 def test_markdown_and_plots_are_written(smoke_run: tuple[dict[str, Any], Path]) -> None:

@@ -45,9 +45,11 @@ async def fetch_header(port: int, path: str, header: str) -> str | None:
 
 @asynccontextmanager
 async def serve_app(
-    name: str, database_url: str, env: Mapping[str, str], timeout: float = 30.0
+    name: str, database_url: str, env: Mapping[str, str], timeout: float = 30.0, workers: int = 1
 ) -> AsyncIterator[AppServer]:
-    """Start CitizenApp with ``env`` (e.g. ``PGPULSE_POOL=null``); yield once /health/db answers 200."""
+    """Start CitizenApp with ``env`` (e.g. ``PGPULSE_POOL=null``); yield once /health/db answers 200.
+
+    With ``workers`` > 1 uvicorn forks that many processes behind one socket; ``process`` is their parent."""
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("PGPULSE_") and k != "DATABASE_URL"}
     child_env.update({"PGPULSE_DATABASE_URL": database_url, **env})
@@ -65,7 +67,7 @@ async def serve_app(
             "--port",
             str(port),
             "--workers",
-            "1",
+            str(workers),
             "--log-level",
             "warning",
             "--no-access-log",

@@ -49,14 +49,28 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes,
     return status, headers
 
 
-async def _worker(host: str, port: int, request: bytes, stop_at: float, record_from: float, tally: _Tally) -> None:
+async def _worker(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    start: int,
+    stop_at: float,
+    record_from: float,
+    tally: _Tally,
+    min_requests: int = 0,
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     clock = time.perf_counter
+    turn = start
     try:
         while True:
             began = clock()
-            if began >= stop_at:
+            # Past the window, go on only while the round has too few recorded requests to say anything:
+            # requests slower than the window (a starved machine) would otherwise leave it empty.
+            if began >= stop_at and len(tally.latencies_ms) + tally.errors >= min_requests:
                 return
+            request = requests[turn % len(requests)]
+            turn += 1
             writer.write(request)
             try:
                 status, headers = await _read_response(reader)
@@ -68,7 +82,7 @@ async def _worker(host: str, port: int, request: bytes, stop_at: float, record_f
             ended = clock()
             tally.total += 1
             if began >= record_from:
-                if status == 200:
+                if 200 <= status < 300:  # 201 for a created post or comment in the whole-app mix
                     tally.latencies_ms.append((ended - began) * 1000.0)
                 else:
                     tally.errors += 1
@@ -80,13 +94,37 @@ async def _worker(host: str, port: int, request: bytes, stop_at: float, record_f
         writer.close()
 
 
-async def generate(host: str, port: int, path: str, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
+def build_request(host: str, port: int, method: str, path: str, body: Any = None) -> bytes:
+    """One pre-built HTTP/1.1 keep-alive request; ``body`` (when given) is sent as JSON."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n"
+    if body is None:
+        return (head + "\r\n").encode()
+    payload = json.dumps(body).encode()
+    return (head + f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload
+
+
+async def generate(
+    host: str,
+    port: int,
+    mix: list[tuple[str, str, Any]],
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    min_requests: int = 0,
+) -> dict[str, Any]:
+    """``mix``: (method, path, JSON body or None) requests; worker ``i`` cycles through them from request
+    ``i * len(mix) // concurrency``, so at any moment the workers are spread over the whole mix."""
+    requests = [build_request(host, port, method, path, body) for method, path, body in mix]
     tally = _Tally()
     now = time.perf_counter()
     record_from = now + warmup
     stop_at = record_from + seconds
-    await asyncio.gather(*(_worker(host, port, request, stop_at, record_from, tally) for _ in range(concurrency)))
+    await asyncio.gather(
+        *(
+            _worker(host, port, requests, i * len(requests) // concurrency, stop_at, record_from, tally, min_requests)
+            for i in range(concurrency)
+        )
+    )
     # Requests in flight at stop_at finish late; the window is what the recorded requests occupied.
     elapsed = max(time.perf_counter(), stop_at) - record_from
     return {
@@ -109,9 +147,19 @@ class LoadResult:
 
 
 async def run_load(
-    port: int, path: str, concurrency: int, seconds: float, warmup: float = 0.5, host: str = "127.0.0.1"
+    port: int,
+    path: str,
+    concurrency: int,
+    seconds: float,
+    warmup: float = 0.5,
+    host: str = "127.0.0.1",
+    mix: list[tuple[str, str, Any]] | None = None,
+    min_requests: int = 0,
 ) -> LoadResult:
-    """Run the load generator in a child process and collect its JSON."""
+    """Run the load generator in a child process and collect its JSON; ``mix`` replaces ``GET path``;
+    ``min_requests``: keep going past ``seconds`` until that many requests were recorded."""
+    where = ["--mix", json.dumps(mix)] if mix is not None else ["--path", path]
+    where += ["--min-requests", str(min_requests)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -120,8 +168,7 @@ async def run_load(
         host,
         "--port",
         str(port),
-        "--path",
-        path,
+        *where,
         "--concurrency",
         str(concurrency),
         "--seconds",
@@ -148,12 +195,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="closed-loop HTTP/1.1 keep-alive load generator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", required=True)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--path", help="GET this path")
+    what.add_argument("--mix", help="JSON list of [method, path, body-or-null] requests to cycle through")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--min-requests", type=int, default=0, help="go on past --seconds until this many recorded")
     args = parser.parse_args()
-    result = asyncio.run(generate(args.host, args.port, args.path, args.concurrency, args.seconds, args.warmup))
+    mix = [tuple(r) for r in json.loads(args.mix)] if args.mix else [("GET", args.path, None)]
+    result = asyncio.run(
+        generate(args.host, args.port, mix, args.concurrency, args.seconds, args.warmup, args.min_requests)
+    )
     json.dump(result, sys.stdout)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from pgpulse.bench import bloat, composite, eager, overindex, pooling, profiler_overhead
+from pgpulse.bench import bloat, composite, eager, overindex, pooling, profiler_overhead, whole_app, workers
 from pgpulse.bench.context import BenchContext, Sizes, create_bench_data, drop_bench_data, machine_facts
 from pgpulse.bench.report import compare_runs, write_outputs
 from pgpulse.bench.stats import PairResult
@@ -34,6 +34,8 @@ PAIRS: dict[str, PairRunner] = {
     "pooling": pooling.run,
     "bloat": bloat.run,
     "profiler": profiler_overhead.run,
+    "app": whole_app.run,
+    "workers": workers.run,
 }
 SCHEMA = 1
 
@@ -117,7 +119,16 @@ async def _run(url: str, names: list[str], quick: bool, log: Log) -> tuple[dict[
         "pairs": {p.name: p.to_json() for p in pairs},
         # A quick run's small data cannot reach the full-scale targets (composite 7x vs >= 100x): its figures are
         # shown, never judged.
-        "targets": [{"pair": p.name, **t.to_json(), "judged": not quick} for p in pairs for t in p.targets],
+        "targets": [
+            {
+                "pair": p.name,
+                **t.to_json(),
+                "judged": not quick and t.judged,
+                "reason": "quick run" if quick else t.reason,
+            }
+            for p in pairs
+            for t in p.targets
+        ],
     }
     return result, pairs
 

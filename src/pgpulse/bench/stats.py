@@ -92,6 +92,38 @@ def summarize(
     )
 
 
+# Two-sided 95 % quantiles of Student's t by degrees of freedom (1-30); beyond 30 the normal 1.96 is within 3 %.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its 95 % confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def mean_ci95(values: list[float]) -> Interval:
+    """Mean and 95 % t-interval (mean ± t·s/√n) of independent measurements, e.g. per-round differences.
+
+    Rounds, not requests, are the unit: requests inside one round share its noise (a neighbour's burst), so
+    treating them as independent would give an interval far narrower than the truth. Needs two values."""
+    n = len(values)
+    if n < 2:
+        raise ValueError("a confidence interval needs at least two rounds")
+    mean = statistics.fmean(values)
+    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
+    half = t * statistics.stdev(values) / n**0.5
+    return Interval(mean, mean - half, mean + half, n)
+
+
 def ratio(after: float, before: float) -> float:
     """``after / before`` rounded for a report; 0 when ``before`` is 0 (nothing to compare against)."""
     return round(after / before, 3) if before else 0.0
@@ -106,6 +138,8 @@ class Target:
     threshold: float
     op: str
     unit: str = "×"
+    judged: bool = True  # False: shown, not judged (``reason`` says why, e.g. the cores were busy)
+    reason: str = ""
 
     @property
     def passed(self) -> bool:

@@ -6,7 +6,7 @@ import typer
 
 from pgpulse.cli.errors import EXIT_FINDINGS, fail
 
-PAIR_NAMES = ("eager", "composite", "overindex", "pooling", "bloat", "profiler")  # runner.PAIRS, without imports
+PAIR_NAMES = ("eager", "composite", "overindex", "pooling", "bloat", "profiler", "app", "workers")  # runner.PAIRS
 
 
 def bench(

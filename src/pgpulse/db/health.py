@@ -7,6 +7,7 @@ as pool exhaustion before the timeouts start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -36,10 +37,13 @@ def pool_state(engine: AsyncEngine) -> dict[str, Any]:
 @router.get("/health/db", responses={503: {"description": "Database unreachable (body says why, with the pool state)"}})
 async def health_db(request: Request) -> JSONResponse:
     engine: AsyncEngine = request.app.state.engine
+    # An app that admits requests to its pool in arrival order (CitizenApp's ``state.gate``) queues the ping
+    # with them: outside the gate, gated requests would take every returned connection before it.
+    gate = getattr(request.app.state, "gate", None)
     began = time.perf_counter()
     try:
         async with asyncio.timeout(PING_TIMEOUT_S):
-            async with engine.connect() as conn:
+            async with gate.slot() if gate is not None else contextlib.nullcontext(), engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means "not healthy": say which, never a traceback
         return JSONResponse(

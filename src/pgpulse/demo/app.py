@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from pgpulse.db import health
 from pgpulse.db.engine import make_engine
 from pgpulse.demo import errors
+from pgpulse.demo.admission import ConnectionGate
 from pgpulse.demo.disconnect import CancelOnDisconnect
 from pgpulse.demo.routes import posts, users
 from pgpulse.profiler import PgPulseMiddleware, instrument
@@ -52,6 +53,9 @@ def create_app(
     # not from a CDN: the demo works offline.
     app = FastAPIOffline(title="CitizenApp", version="1.0", lifespan=lifespan)
     app.state.engine = engine
+    # NullPool has no slots to wait for: every checkout opens its own connection.
+    slots = settings.pool_size + settings.max_overflow
+    app.state.gate = ConnectionGate(slots, settings.pool_timeout) if settings.pool == "queue" else None
     app.state.settings = settings
     app.state.sessionmaker = async_sessionmaker(
         engine.execution_options(isolation_level="READ COMMITTED") if pooled_autocommit else engine,

@@ -19,6 +19,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pgpulse.demo.admission import ConnectionGate
 from pgpulse.demo.timeouts import READ_METHODS, limit_statements
 
 log = structlog.get_logger("pgpulse.demo")
@@ -38,17 +39,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     state = request.app.state
     timeout_ms = state.settings.route_statement_timeout_ms
     reading = request.method in READ_METHODS
-    if reading and not timeout_ms:
-        session: AsyncSession = state.read_sessionmaker()  # autocommit: no BEGIN/ROLLBACK round trips
-    else:
-        session = state.sessionmaker()
-        if reading:  # SET LOCAL needs the transaction
-            limit_statements(session, timeout_ms)
-    try:
-        yield session
-    finally:
-        # Shielded: a request cancelled mid-query still returns (or discards) its connection.
-        await asyncio.shield(release(session))
+    gate: ConnectionGate | None = state.gate
+    # In arrival order (admission.py): the pool's own wait lets late requests overtake early ones.
+    async with gate.slot() if gate is not None else contextlib.nullcontext():
+        if reading and not timeout_ms:
+            session: AsyncSession = state.read_sessionmaker()  # autocommit: no BEGIN/ROLLBACK round trips
+        else:
+            session = state.sessionmaker()
+            if reading:  # SET LOCAL needs the transaction
+                limit_statements(session, timeout_ms)
+        try:
+            yield session
+        finally:
+            # Shielded: a request cancelled mid-query still returns (or discards) its connection.
+            await asyncio.shield(release(session))
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

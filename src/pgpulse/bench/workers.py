@@ -1,0 +1,232 @@
+"""Pair 8 — uvicorn workers: does a second worker double the single route's throughput, and what happens when
+workers × (pool_size + max_overflow) exceeds ``max_connections`` — with PgBouncer (transaction mode) as the fix.
+
+Part 1 serves ``GET /users/{id}/posts?strategy=single`` at c=32 with 1 and 2 workers on the bench database,
+interleaved. One Python process uses one core at most (the GIL), so on 2 *idle* cores 2 workers should give
+≥ 1.7×; on a machine whose cores are busy with other work there is no second core to win, and the target is
+shown, not judged, with the load average that says why.
+
+Part 2 starts its own small PostgreSQL with ``max_connections = 12`` (3 reserved for superusers: 9 usable),
+so the doctor's pool-sizing check predicts the failure for 2 workers × (5 + 5) = 20 connections. The same
+app then runs twice under the same c=32 load: straight to PostgreSQL (connections beyond the limit are
+refused: 503 "database unavailable"), and through PgBouncer in transaction mode with 6 server connections
+(every client connection of both workers multiplexed on those 6: all 200).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from pgpulse.bench.appserver import serve_app
+from pgpulse.bench.context import BenchContext
+from pgpulse.bench.loadgen import LoadResult
+from pgpulse.bench.rounds import HttpCase, http_rounds
+from pgpulse.bench.stats import PairResult, Target, Variant, ratio, summarize
+from pgpulse.db.databases import create_database
+from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server, free_port
+from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.seed import SeedSpec, seed
+from pgpulse.doctor.check import Options
+from pgpulse.doctor.checks.connections import ConnectionsCheck
+from pgpulse.doctor.runner import run_checks
+
+CONCURRENCY = 32
+MAX_CONNECTIONS = 12
+WORKERS, POOL_SIZE, MAX_OVERFLOW = 2, 5, 5
+BOUNCER_POOL = 6
+PGBOUNCER = "/usr/sbin/pgbouncer"
+PGBOUNCER_USER = "postgres"  # PgBouncer refuses to run as root
+
+
+@dataclass
+class Bouncer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def pgbouncer(server: EmbeddedPostgres, database: str) -> Iterator[Bouncer]:
+    """PgBouncer 1.18 in transaction mode in front of ``server``; raises RuntimeError when it cannot start."""
+    if not os.path.exists(PGBOUNCER):
+        raise RuntimeError(f"{PGBOUNCER} is not installed (Debian package pgbouncer)")
+    directory = Path(tempfile.mkdtemp(prefix="pgpulse-bench-pgbouncer-"))
+    port = free_port()
+    (directory / "userlist.txt").write_text(f'"postgres" "{server.password}"\n')
+    (directory / "pgbouncer.ini").write_text(
+        f"""[databases]
+{database} = host=127.0.0.1 port={server.port} dbname={database}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {directory / "userlist.txt"}
+pool_mode = transaction
+default_pool_size = {BOUNCER_POOL}
+max_client_conn = 500
+server_reset_query =
+logfile = {directory / "pgbouncer.log"}
+pidfile = {directory / "pgbouncer.pid"}
+"""
+    )
+    as_user: dict[str, object] = {}
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(PGBOUNCER_USER)
+        for path in (directory, *directory.iterdir()):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    directory.chmod(0o700)
+    process = subprocess.Popen(
+        [PGBOUNCER, str(directory / "pgbouncer.ini")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+        **as_user,  # type: ignore[call-overload]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("pgbouncer did not start")
+            time.sleep(0.05)
+        yield Bouncer(port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _variant(name: str, results: list[LoadResult], concurrency: int) -> Variant:
+    variant = summarize("workers", name, [r.round for r in results], concurrency=concurrency, queries=1)
+    statuses: dict[str, int] = {}
+    for r in results:
+        for k, n in r.statuses.items():
+            statuses[k] = statuses.get(k, 0) + n
+    variant.extra["statuses"] = statuses
+    return variant
+
+
+async def _throughput(ctx: BenchContext, pair: PairResult) -> None:
+    path = f"/users/{ctx.data.showcase_user_id}/posts?strategy=single"
+    sz = ctx.sizes
+    off = {"PGPULSE_PROFILER_ENABLED": "false"}
+    idle = (os.cpu_count() or 1) - os.getloadavg()[0]
+    async with (
+        serve_app("1 worker", ctx.data.url, off, workers=1) as one,
+        serve_app("2 workers", ctx.data.url, off, workers=2) as two,
+    ):
+        cases = [
+            HttpCase(f"1 worker c={CONCURRENCY}", one.port, path, CONCURRENCY),
+            HttpCase(f"2 workers c={CONCURRENCY}", two.port, path, CONCURRENCY),
+        ]
+        results = await http_rounds(cases, sz.rounds, sz.http_seconds, sz.http_warmup)
+    for case in cases:
+        pair.variants.append(_variant(case.key.split(" c=")[0], results[case.key], CONCURRENCY))
+    gain = ratio(
+        pair.variant(f"2 workers c={CONCURRENCY}").throughput, pair.variant(f"1 worker c={CONCURRENCY}").throughput
+    )
+    pair.ratios["2/1 workers throughput c=32"] = gain
+    pair.facts["idle_cores_at_start"] = round(idle, 2)
+    busy = idle < 2.0
+    pair.targets.append(
+        Target(
+            "2 workers ≥ 1.7× one worker's throughput (single route, c=32)",
+            gain,
+            1.7,
+            ">=",
+            judged=not busy,
+            reason=f"only {max(idle, 0):.1f} idle cores (load average {os.getloadavg()[0]:.1f})" if busy else "",
+        )
+    )
+
+
+async def _overcommit(ctx: BenchContext, pair: PairResult) -> None:
+    """2 workers × (5 + 5) connections against max_connections = 12: direct vs through PgBouncer."""
+    sz = ctx.sizes
+    with ephemeral_server({"max_connections": str(MAX_CONNECTIONS)}) as server:
+        database = "citizen"
+        url = await create_database(server.url(), database)
+        await upgrade_async(url)
+        result = await seed(url, SeedSpec(users=200, posts=2_000, comments_per_post=1.0, showcase=False))
+        user = result.hot_user_ids[-1]
+        report = await run_checks(
+            url,
+            Options(app_workers=WORKERS, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW),
+            checks=[ConnectionsCheck()],
+        )
+        predicted = [f.title for f in report.findings if "workers" in f.title]
+        env = {
+            "PGPULSE_PROFILER_ENABLED": "false",
+            "PGPULSE_POOL_SIZE": str(POOL_SIZE),
+            "PGPULSE_MAX_OVERFLOW": str(MAX_OVERFLOW),
+            "PGPULSE_POOL_TIMEOUT": "2",
+        }
+        path = f"/users/{user}"
+        with pgbouncer(server, database) as bouncer:
+            bounced = make_url(url).set(port=bouncer.port).render_as_string(hide_password=False)
+            async with (
+                serve_app("direct", url, env, workers=WORKERS) as direct,
+                serve_app("pgbouncer", bounced, {**env, "PGPULSE_PGBOUNCER": "true"}, workers=WORKERS) as pooled,
+            ):
+                cases = [
+                    HttpCase(
+                        f"{WORKERS} workers × (5+5) direct, max_connections {MAX_CONNECTIONS} c={CONCURRENCY}",
+                        direct.port,
+                        path,
+                        CONCURRENCY,
+                    ),
+                    HttpCase(
+                        f"{WORKERS} workers × (5+5) via PgBouncer ({BOUNCER_POOL} server conns) c={CONCURRENCY}",
+                        pooled.port,
+                        path,
+                        CONCURRENCY,
+                    ),
+                ]
+                results = await http_rounds(cases, sz.rounds, sz.http_seconds, sz.http_warmup)
+    direct_v = _variant(cases[0].key.split(" c=")[0], results[cases[0].key], CONCURRENCY)
+    bounced_v = _variant(cases[1].key.split(" c=")[0], results[cases[1].key], CONCURRENCY)
+    pair.variants += [direct_v, bounced_v]
+
+    def failed(v: Variant) -> int:
+        return sum(n for k, n in v.extra["statuses"].items() if not k.startswith("2"))
+
+    pair.facts.update(
+        doctor_predicted=predicted,
+        direct_statuses=direct_v.extra["statuses"],
+        pgbouncer_statuses=bounced_v.extra["statuses"],
+    )
+    pair.ratios["direct failed responses"] = float(failed(direct_v))
+    pair.ratios["via PgBouncer failed responses"] = float(failed(bounced_v))
+    pair.notes.append(
+        f"doctor (app_workers={WORKERS}, pool_size={POOL_SIZE}, max_overflow={MAX_OVERFLOW}) on the "
+        f"max_connections={MAX_CONNECTIONS} server: {'; '.join(predicted) or 'no finding'}. Responses direct: "
+        f"{direct_v.extra['statuses']}; through PgBouncer (transaction mode, {BOUNCER_POOL} server connections): "
+        f"{bounced_v.extra['statuses']}."
+    )
+
+
+async def run(ctx: BenchContext) -> PairResult:
+    pair = PairResult("workers", "uvicorn workers: 1 vs 2; 2 × (5+5) connections vs max_connections 12")
+    await _throughput(ctx, pair)
+    await _overcommit(ctx, pair)
+    return pair
