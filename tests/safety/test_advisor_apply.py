@@ -167,10 +167,28 @@ def test_interrupted_build_drops_only_its_own_invalid_index(hypo_server) -> None
     assert theirs[2] is False
     with psycopg.connect(url) as blocker:
         blocker.execute('UPDATE "Order" SET id = id WHERE id = 1')  # CONCURRENTLY waits for this transaction
-        threading.Timer(1.0, blocker.rollback).start()
+
+        def release_once_the_cleanup_waits() -> None:
+            """The build times out waiting for the blocker and leaves an INVALID index; its removal waits for the
+            blocker too (10x longer): release the blocker only then, whatever the machine's speed."""
+            with psycopg.connect(url, autocommit=True) as watch:
+                deadline = time.monotonic() + 120
+                while (
+                    time.monotonic() < deadline
+                    and not watch.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query ILIKE '%DROP INDEX%' "
+                        "AND wait_event_type = 'Lock'"
+                    ).fetchone()
+                ):
+                    watch.execute("SELECT pg_sleep(0.02)")
+            blocker.rollback()
+
+        releaser = threading.Thread(target=release_once_the_cleanup_waits)
+        releaser.start()
         code, _, err = attack.run_advise(
             url, "-q", 'SELECT * FROM "Order" WHERE "User" = 5', "--apply", "--yes", "--lock-timeout-ms", "300"
         )
+        releaser.join()
     assert code == 1
     flat = " ".join(err.split())
     assert "ix_Order_User: not created: canceling statement due to lock timeout; nothing left behind" in flat
