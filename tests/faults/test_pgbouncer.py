@@ -75,7 +75,11 @@ async def test_without_pgbouncer_mode_prepared_statements_break(
 
     (statement_timeout_ms=0 so the failure is the prepared statements, not the start-up parameter that
     PgBouncer also rejects.)"""
-    engine = make_engine(pgbouncer.url, settings_for(pgbouncer=False, statement_timeout_ms=0, pool_size=10))
+    # pool_timeout as the app test's: 20 sessions on 10 + 2 connections must wait for one, not time out, on a
+    # loaded machine (a TimeoutError is not the failure this test is about)
+    engine = make_engine(
+        pgbouncer.url, settings_for(pgbouncer=False, statement_timeout_ms=0, pool_size=10, pool_timeout=10.0)
+    )
     sessions = async_sessionmaker(engine)
     show = citizen_db.seeded.showcase_user_id
     errors: list[str] = []
