@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -161,7 +162,10 @@ def test_no_secret_in_any_output_format(hostile_logs: Logs, fmt: str) -> None:
     # and the report is a real one: the shapes and their plans are there, redacted
     assert "owner = $1" in shown
     if fmt != "table":
-        assert "Seq Scan on" in shown or "Bitmap Heap Scan on" in shown
+        # which scan depends on the statistics autovacuum gathered meanwhile; that a plan of items is there does not
+        assert re.search(
+            r"(Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan)( on items| using \w+ on items|\\?\")", shown
+        )
         assert "Filter" in shown and "'***'" in shown  # the plan's literal, masked in place
 
 
