@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from pgpulse.bench.listener_stubs import StubContext, StubCursor, noop_after, noop_before
 from pgpulse.types import ASGIApp
 
 Kind = Literal["asgi", "wsgi"]
@@ -161,17 +162,6 @@ def sentry_setup() -> tuple[list[Callable[[Any], None]], Around | None]:
 # ---- the child: one variant, rounds on demand ------------------------------------------------------------------
 
 
-class _Context:
-    """Stands in for SQLAlchemy's execution context: the listeners read ``statement`` and set one attribute."""
-
-    def __init__(self, statement: str) -> None:
-        self.statement = statement
-
-
-class _Cursor:
-    rowcount = 1
-
-
 class _Route:
     """What Starlette puts in the scope as ``scope["route"]``: the template the metrics are labelled with."""
 
@@ -187,14 +177,6 @@ def _statements() -> dict[str, list[str]]:
     return {"3q": distinct[:3], "43q": distinct, "n+1": [*distinct[:2], *([lazy] * LAZY_REPEATS)]}
 
 
-def _noop_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-    return statement, parameters
-
-
-def _noop_after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    return None
-
-
 class _Child:
     def __init__(self, variant: Variant) -> None:
         import structlog
@@ -203,9 +185,9 @@ class _Child:
         # is measured, not a terminal's.
         structlog.configure(logger_factory=lambda *a: structlog.PrintLogger(open(os.devnull, "w")))  # noqa: SIM115
         self.variant = variant
-        self.contexts = {shape: [_Context(s) for s in statements] for shape, statements in _statements().items()}
-        self.cursor = _Cursor()
-        before, after = _noop_before, _noop_after
+        self.contexts = {shape: [StubContext(s) for s in statements] for shape, statements in _statements().items()}
+        self.cursor = StubCursor()
+        before, after = noop_before, noop_after
         hooks: list[Callable[[Any], None]] = []
         self.around: Around | None = None
         if variant.profiler:

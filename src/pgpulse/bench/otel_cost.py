@@ -30,6 +30,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from pgpulse.bench.listener_stubs import StubContext, StubCursor, noop_after, noop_before
 from pgpulse.profiler import instrument
 from pgpulse.profiler.context import Record, close_record, open_record
 from pgpulse.profiler.otel import InMemoryTelemetry, in_memory_telemetry
@@ -43,25 +44,6 @@ WORKLOADS = {
     "lazy": (USER, POSTS, *([COMMENTS] * 50)),
 }
 VARIANTS = ("off", "on", "on+otel", "on+otel+statement spans", "on+otel+traceparent")
-
-
-class _Context:
-    """Stands in for SQLAlchemy's execution context: the listeners read ``statement`` and set one attribute."""
-
-    def __init__(self, statement: str) -> None:
-        self.statement = statement
-
-
-class _Cursor:
-    rowcount = 1
-
-
-def _noop_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-    return statement, parameters
-
-
-def _noop_after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    return None
 
 
 Listener = Callable[..., Any]
@@ -87,7 +69,7 @@ def _setups() -> dict[str, _Setup]:
     plain = _listeners(traceparent=False)
     tagged = _listeners(traceparent=True)
     return {
-        "off": _Setup(_noop_before, _noop_after, False, None),
+        "off": _Setup(noop_before, noop_after, False, None),
         "on": _Setup(*plain, True, None),
         "on+otel": _Setup(*plain, True, in_memory_telemetry()),
         "on+otel+statement spans": _Setup(*plain, True, in_memory_telemetry(statement_spans=True)),
@@ -98,8 +80,8 @@ def _setups() -> dict[str, _Setup]:
 def _requests(setup: _Setup, server: InMemoryTelemetry, statements: tuple[str, ...], count: int) -> float:
     """CPU seconds for ``count`` requests of ``statements`` each under ``setup``."""
     before, after, telemetry = setup.before, setup.after, setup.telemetry
-    contexts = [_Context(s) for s in statements]
-    cursor, params = _Cursor(), (1,)
+    contexts = [StubContext(s) for s in statements]
+    cursor, params = StubCursor(), (1,)
     began = time.process_time()
     for _ in range(count):
         with server.server_span():

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from pgpulse.bench.appserver import serve_app
 from pgpulse.bench.context import BenchContext
+from pgpulse.bench.listener_stubs import StubContext, StubCursor, noop_after, noop_before
 from pgpulse.bench.loadgen import LoadResult
 from pgpulse.bench.rounds import HttpCase, http_rounds, server_cpu_ms_per_request
 from pgpulse.bench.stats import Interval, PairResult, Target, mean_ci95, ratio, summarize
@@ -35,29 +36,10 @@ STATEMENTS = (
 )
 
 
-class _Context:
-    """Stands in for SQLAlchemy's execution context: the listeners read ``statement`` and set one attribute."""
-
-    def __init__(self, statement: str) -> None:
-        self.statement = statement
-
-
-class _Cursor:
-    rowcount = 1
-
-
-def _noop_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
-    return statement, parameters
-
-
-def _noop_after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    return None
-
-
 def _time_listeners(before: Any, after: Any, calls: int, with_histogram: bool = True) -> float:
     """Seconds for ``calls`` before+after pairs, three queries per record as in a selectin request."""
-    cursor = _Cursor()
-    contexts = [_Context(s) for s in STATEMENTS]
+    cursor = StubCursor()
+    contexts = [StubContext(s) for s in STATEMENTS]
     params = (1,)
     clock = time.perf_counter
     spent = 0.0
@@ -91,7 +73,7 @@ def listener_cost_us(url: str, calls: int, rounds: int = 9) -> dict[str, Any]:
     per_query = []
     for _ in range(rounds):
         with_listeners = _time_listeners(before, after, calls)
-        baseline = _time_listeners(_noop_before, _noop_after, calls, with_histogram=False)
+        baseline = _time_listeners(noop_before, noop_after, calls, with_histogram=False)
         per_query.append((with_listeners - baseline) / calls * 1e6)
     return {
         # The fastest round, as timeit advises for micro-timings: the code's cost does not vary between rounds,
