@@ -7,13 +7,15 @@ finding reads the same as the one ``psql`` shows.
 from __future__ import annotations
 
 
-def pretty_bytes(size: int | float | None) -> str:
-    """``1536`` → ``1.5 kB``; whole bytes below 1 kB; ``?`` when the size is unknown."""
+def pretty_bytes(size: int | float | None, *, unknown: str = "?", grouping: bool = False) -> str:
+    """``1536`` → ``1.5 kB``; whole bytes below 1 kB; ``unknown`` when the size is unknown. ``grouping`` puts
+    thousands separators in (the dashboard's tables: ``1,023 B``)."""
     if size is None:
-        return "?"
+        return unknown
     value = float(size)
+    sep = "," if grouping else ""
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(value) < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{value:{sep}.0f} {unit}" if unit == "B" else f"{value:{sep}.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} TB"
+    return f"{value:{sep}.1f} TB"

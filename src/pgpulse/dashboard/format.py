@@ -7,17 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pgpulse.sql import quote_ident
+from pgpulse.units import pretty_bytes
 
 
 def size(value: float | None) -> str:
-    if value is None:
-        return "–"
-    n = float(value)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TB"
+    return pretty_bytes(value, unknown="–", grouping=True)
 
 
 def ms(value: float | None) -> str:
