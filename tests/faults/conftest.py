@@ -10,12 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +31,8 @@ from pgpulse.db.health import pool_state
 from pgpulse.demo.app import create_app
 from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server, free_port
 from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.pgbouncer import PgBouncerError, PgBouncerMissing
+from pgpulse.demo.pgbouncer import pgbouncer as start_pgbouncer
 from pgpulse.demo.seed import SeedResult, SeedSpec, seed
 from pgpulse.settings import Settings
 
@@ -213,37 +211,11 @@ def blocked_pids() -> Callable[[asyncpg.Connection], Awaitable[list[int]]]:
     return _blocked_pids
 
 
-PGBOUNCER = "/usr/sbin/pgbouncer"
-PGBOUNCER_USER = "postgres"
-
-
 @dataclass
 class Bouncer:
     port: int
     url: str  # libpq DSN of the CitizenApp database through PgBouncer
     log_path: Path
-
-
-def _pgbouncer_ini(directory: Path, pg_port: int, port: int, database: str) -> str:
-    # Few server connections for many clients: consecutive transactions of one client land on different
-    # server connections, which is exactly what breaks named prepared statements.
-    return f"""[databases]
-{database} = host=127.0.0.1 port={pg_port} dbname={database}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = {directory / "userlist.txt"}
-pool_mode = transaction
-default_pool_size = 3
-max_client_conn = 300
-server_reset_query =
-logfile = {directory / "pgbouncer.log"}
-pidfile = {directory / "pgbouncer.pid"}
-admin_users = postgres
-"""
 
 
 def _missing_pgbouncer(reason: str) -> NoReturn:
@@ -256,50 +228,17 @@ def _missing_pgbouncer(reason: str) -> NoReturn:
 
 @pytest.fixture(scope="package")
 def pgbouncer(citizen_db: CitizenDB) -> Iterator[Bouncer]:
-    """PgBouncer 1.18 in transaction mode in front of the fault server, run as ``postgres`` (it refuses root)."""
-    if not os.path.exists(PGBOUNCER):
-        _missing_pgbouncer(f"{PGBOUNCER} is not installed (scripts/test.sh installs the Debian package)")
-    try:
-        account = pwd.getpwnam(PGBOUNCER_USER)
-    except KeyError:
-        _missing_pgbouncer(f"no system user {PGBOUNCER_USER!r} to run pgbouncer as")
-    server = citizen_db.server
+    """PgBouncer 1.18 in transaction mode in front of the fault server, 3 server connections for many clients."""
     database = make_url(citizen_db.url).database
-    assert database and server.port
-    directory = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
-    port = free_port()
-    (directory / "userlist.txt").write_text(f'"postgres" "{server.password}"\n')
-    (directory / "pgbouncer.ini").write_text(_pgbouncer_ini(directory, server.port, port, database))
-    for path in (directory, *directory.iterdir()):
-        os.chown(path, account.pw_uid, account.pw_gid)
-    directory.chmod(0o700)
-    as_user = {} if os.geteuid() != 0 else {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    process = subprocess.Popen(
-        [PGBOUNCER, str(directory / "pgbouncer.ini")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd="/",
-        **as_user,  # type: ignore[arg-type]
-    )
+    assert database
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (directory / "pgbouncer.log").read_text() if (directory / "pgbouncer.log").exists() else ""
-                pytest.fail(f"pgbouncer did not start: {process.stderr.read().decode() if process.stderr else ''}{log}")
-            time.sleep(0.05)
-        url = make_url(citizen_db.url).set(port=port).render_as_string(hide_password=False)
-        yield Bouncer(port=port, url=url, log_path=directory / "pgbouncer.log")
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        shutil.rmtree(directory, ignore_errors=True)
+        with start_pgbouncer(citizen_db.server, database, pool_size=3, max_clients=300) as bouncer:
+            url = make_url(citizen_db.url).set(port=bouncer.port).render_as_string(hide_password=False)
+            yield Bouncer(port=bouncer.port, url=url, log_path=bouncer.log_path)
+    except PgBouncerMissing as exc:
+        _missing_pgbouncer(str(exc))
+    except PgBouncerError as exc:
+        pytest.fail(str(exc))
 
 
 def _doctor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -15,18 +15,7 @@ refused: 503 "database unavailable"), and through PgBouncer in transaction mode 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -36,8 +25,9 @@ from pgpulse.bench.loadgen import LoadResult
 from pgpulse.bench.rounds import HttpCase, http_rounds
 from pgpulse.bench.stats import PairResult, Target, Variant, ratio, summarize
 from pgpulse.db.databases import create_database
-from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server, free_port
+from pgpulse.demo.embedded import ephemeral_server
 from pgpulse.demo.migrate import upgrade_async
+from pgpulse.demo.pgbouncer import pgbouncer
 from pgpulse.demo.seed import SeedSpec, seed
 from pgpulse.doctor.check import Options
 from pgpulse.doctor.checks.connections import ConnectionsCheck
@@ -47,73 +37,6 @@ CONCURRENCY = 32
 MAX_CONNECTIONS = 12
 WORKERS, POOL_SIZE, MAX_OVERFLOW = 2, 5, 5
 BOUNCER_POOL = 6
-PGBOUNCER = "/usr/sbin/pgbouncer"
-PGBOUNCER_USER = "postgres"  # PgBouncer refuses to run as root
-
-
-@dataclass
-class Bouncer:
-    port: int
-    process: subprocess.Popen[bytes]
-
-
-@contextmanager
-def pgbouncer(server: EmbeddedPostgres, database: str) -> Iterator[Bouncer]:
-    """PgBouncer 1.18 in transaction mode in front of ``server``; raises RuntimeError when it cannot start."""
-    if not os.path.exists(PGBOUNCER):
-        raise RuntimeError(f"{PGBOUNCER} is not installed (Debian package pgbouncer)")
-    directory = Path(tempfile.mkdtemp(prefix="pgpulse-bench-pgbouncer-"))
-    port = free_port()
-    (directory / "userlist.txt").write_text(f'"postgres" "{server.password}"\n')
-    (directory / "pgbouncer.ini").write_text(
-        f"""[databases]
-{database} = host=127.0.0.1 port={server.port} dbname={database}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = {directory / "userlist.txt"}
-pool_mode = transaction
-default_pool_size = {BOUNCER_POOL}
-max_client_conn = 500
-server_reset_query =
-logfile = {directory / "pgbouncer.log"}
-pidfile = {directory / "pgbouncer.pid"}
-"""
-    )
-    as_user: dict[str, object] = {}
-    if os.geteuid() == 0:
-        account = pwd.getpwnam(PGBOUNCER_USER)
-        for path in (directory, *directory.iterdir()):
-            os.chown(path, account.pw_uid, account.pw_gid)
-        as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    directory.chmod(0o700)
-    process = subprocess.Popen(
-        [PGBOUNCER, str(directory / "pgbouncer.ini")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd="/",
-        **as_user,  # type: ignore[call-overload]
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("pgbouncer did not start")
-            time.sleep(0.05)
-        yield Bouncer(port, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _variant(name: str, results: list[LoadResult], concurrency: int) -> Variant:
@@ -182,7 +105,7 @@ async def _overcommit(ctx: BenchContext, pair: PairResult) -> None:
             "PGPULSE_POOL_TIMEOUT": "2",
         }
         path = f"/users/{user}"
-        with pgbouncer(server, database) as bouncer:
+        with pgbouncer(server, database, pool_size=BOUNCER_POOL) as bouncer:
             bounced = make_url(url).set(port=bouncer.port).render_as_string(hide_password=False)
             async with (
                 serve_app("direct", url, env, workers=WORKERS) as direct,
