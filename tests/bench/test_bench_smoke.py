@@ -73,7 +73,10 @@ def test_whole_app_pair_tunes_the_untuned_app_with_what_pgpulse_finds(smoke_run:
     # the doctor saw the statistics 1/16 of the rows old; its ANALYZE fixes were applied
     assert {"ANALYZE posts", "ANALYZE comments"} <= set(pair["facts"]["doctor_fixes"])
     # advise --apply created an index on comments (post_id): the lazy/selectin loads' only access path
-    assert any("ON comments (post_id)" in a and "(created)" in a for a in pair["facts"]["advised"]), pair["facts"]
+    assert any("ON comments (post_id)" in a and "(created)" in a for a in pair["facts"]["advised"]), (
+        pair["facts"]["advised"],
+        pair["variants"][-1].get("note"),
+    )
     assert by["+ advise --apply"]["blks_hit"] + by["+ advise --apply"]["blks_read"] < (
         by["+ doctor: ANALYZE, autovacuum"]["blks_hit"] + by["+ doctor: ANALYZE, autovacuum"]["blks_read"]
     )

@@ -333,7 +333,9 @@ async def advise_and_apply(url: str) -> list[str]:
         await conn.close()
     if advice is None or not advice.recommendations:
         return []
-    applied = await apply(url, advice.recommendations, 5_000)
+    # the pair's own database: a generous lock timeout, so a backend of the last step still closing on a busy
+    # machine (CREATE INDEX CONCURRENTLY waits for every transaction of the database) does not fail the build
+    applied = await apply(url, advice.recommendations, 60_000)
     return [
         f"{rec.create_sql} ({'created' if a.ok else a.message})"
         for rec, a in zip(advice.recommendations, applied, strict=False)
