@@ -91,10 +91,13 @@ def pgbouncer(server: EmbeddedPostgres, database: str, *, pool_size: int, max_cl
         for path in (directory, *directory.iterdir()):
             os.chown(path, account.pw_uid, account.pw_gid)
     directory.chmod(0o700)
+    # Its stderr goes to a file, never a pipe: PgBouncer logs every connection there too, and a pipe nobody
+    # reads fills after a few thousand lines and stops it mid-benchmark (seen: the worker pair hung).
+    stderr = (directory / "stderr.log").open("wb")
     process = subprocess.Popen(
         [PGBOUNCER, str(directory / "pgbouncer.ini")],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         cwd="/",
         **as_user,  # type: ignore[call-overload]
     )
@@ -106,8 +109,8 @@ def pgbouncer(server: EmbeddedPostgres, database: str, *, pool_size: int, max_cl
                 break
             if process.poll() is not None or time.monotonic() > deadline:
                 log = bouncer.log_path.read_text() if bouncer.log_path.exists() else ""
-                stderr = process.stderr.read().decode() if process.stderr and process.poll() is not None else ""
-                raise PgBouncerError(f"pgbouncer did not start: {stderr}{log}".strip())
+                said = (directory / "stderr.log").read_text(errors="replace")
+                raise PgBouncerError(f"pgbouncer did not start: {said}{log}".strip())
             time.sleep(0.05)
         yield bouncer
     finally:
@@ -117,6 +120,5 @@ def pgbouncer(server: EmbeddedPostgres, database: str, *, pool_size: int, max_cl
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-        if process.stderr:
-            process.stderr.close()
+        stderr.close()
         shutil.rmtree(directory, ignore_errors=True)
