@@ -32,7 +32,14 @@ from pgpulse.advisor.candidates import (
 from pgpulse.advisor.catalog import TableInfo, create_index_sql, index_name, load_table
 from pgpulse.advisor.parse import NotAQuery, QueryShape, UnsupportedQuery
 from pgpulse.advisor.partitions import with_partition_stats
-from pgpulse.advisor.selection import WRITE_MS_PER_ROW, Redundant, Selection, Workitem, select_indexes
+from pgpulse.advisor.selection import (
+    NARROWER_WITHIN,
+    WRITE_MS_PER_ROW,
+    Redundant,
+    Selection,
+    Workitem,
+    select_indexes,
+)
 from pgpulse.advisor.verify import (
     CandidateRefused,
     Costed,
@@ -591,9 +598,6 @@ def failure_reason(exc: BaseException) -> str:
     return f"skipped after an unexpected {type(exc).__name__}: {one_line(exc)}"
 
 
-NARROWER_WITHIN = 1.1  # a narrower index within 10% of the cheapest plan wins: cheaper to write and keep
-
-
 def _pick(qualified: list[tuple[Candidate, Trial]]) -> tuple[Candidate, Trial] | None:
     """The cheapest plan's cost sets the bar; of the candidates within 10% of it, the narrowest wins, then the
     cheaper, then the first offered.
@@ -604,7 +608,7 @@ def _pick(qualified: list[tuple[Candidate, Trial]]) -> tuple[Candidate, Trial] |
     if not qualified:
         return None
     cheapest = min(trial.after.cost for _, trial in qualified)
-    near = [(i, c, t) for i, (c, t) in enumerate(qualified) if t.after.cost <= cheapest * NARROWER_WITHIN]
+    near = [(i, c, t) for i, (c, t) in enumerate(qualified) if t.after.cost <= cheapest * (1 + NARROWER_WITHIN)]
     _, candidate, trial = min(near, key=lambda x: (len(x[1].columns), x[2].after.cost, x[0]))
     return candidate, trial
 

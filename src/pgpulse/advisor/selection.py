@@ -283,7 +283,9 @@ Option = tuple[Candidate, ...]
 Explain = Callable[["Workitem"], Awaitable[tuple[float, set[str]]]]  # an item's cost, and the indexes it uses
 
 
-NARROWER_WITHIN = 0.1  # as the per-query verdict: a plan within 10% of the cheapest, with a narrower index, wins
+# a narrower index whose plan is within 10% of the cheapest wins (cheaper to write and keep): the per-query
+# verdict (advise._pick) and the workload selection (_choose) share this bound
+NARROWER_WITHIN = 0.1
 
 
 def _width(option: Option) -> int:
