@@ -116,6 +116,7 @@ async def generate(
     ``i * len(mix) // concurrency``, so at any moment the workers are spread over the whole mix."""
     requests = [build_request(host, port, method, path, body) for method, path, body in mix]
     tally = _Tally()
+    cpu_began = time.process_time()  # this process's own CPU over the run (warm-up included), not its start-up
     now = time.perf_counter()
     record_from = now + warmup
     stop_at = record_from + seconds
@@ -134,6 +135,7 @@ async def generate(
         "total": tally.total,
         "statuses": tally.statuses,
         "server_timing": tally.server_timing,
+        "cpu_s": time.process_time() - cpu_began,
     }
 
 
@@ -144,6 +146,9 @@ class LoadResult:
     statuses: dict[str, int]
     total: int = 0
     server_cpu_s: float | None = None  # CPU the server process used during the run, when its pid is known
+    db_cpu_s: float | None = None  # CPU the database server used during the run, when it runs here
+    loadgen_cpu_s: float | None = None  # CPU this load generator used during the run
+    machine_busy_s: float | None = None  # CPU every core of the machine spent busy during the run
 
 
 async def run_load(
@@ -188,6 +193,7 @@ async def run_load(
         data["server_timing"],
         data["statuses"],
         data["total"],
+        loadgen_cpu_s=data.get("cpu_s"),
     )
 
 

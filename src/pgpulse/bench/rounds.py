@@ -6,13 +6,13 @@ difference between A and B; interleaving spreads it over both.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import psutil
 
+from pgpulse.bench import cpu
 from pgpulse.bench.loadgen import LoadResult, run_load
 from pgpulse.bench.stats import Round
 
@@ -24,34 +24,7 @@ class HttpCase:
     path: str
     concurrency: int
     pid: int | None = None  # the server process: its CPU time per request is measured when given
-
-
-def _cpu_seconds(pid: int | None) -> float | None:
-    """CPU time of process ``pid``: nanoseconds from the scheduler (``/proc/<pid>/task/*/schedstat``) where
-    Linux has it, else psutil's clock ticks (10 ms each: 0.6 ms per request over a 16-request round, as
-    large as the profiler's whole cost). A thread that exits between two readings takes its time with it;
-    the app's threads (event loop, anyio's worker pool) live as long as the process."""
-    if pid is None:
-        return None
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        tasks = []
-    total_ns, read = 0, 0
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total_ns += int(f.read().split()[0])
-            read += 1
-        except (OSError, ValueError, IndexError):
-            continue  # the thread exited after the listing
-    if read:
-        return total_ns / 1e9
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return None
-    return float(times.user + times.system)
+    children: bool = False  # count the server's child processes too (uvicorn --workers: the workers)
 
 
 def server_cpu_ms_per_request(results: Sequence[LoadResult]) -> float | None:
@@ -63,23 +36,53 @@ def server_cpu_ms_per_request(results: Sequence[LoadResult]) -> float | None:
     return round(sum(c for c in cpu if c is not None) / total * 1000.0, 4)
 
 
+def _delta(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
+
+
 async def http_rounds(
-    cases: Sequence[HttpCase], rounds: int, seconds: float, warmup: float
+    cases: Sequence[HttpCase],
+    rounds: int,
+    seconds: float,
+    warmup: float,
+    postmaster: psutil.Process | None = None,
 ) -> dict[str, list[LoadResult]]:
+    """``postmaster``: the database server's, when it runs here; its CPU per round is then recorded too."""
     results: dict[str, list[LoadResult]] = {c.key: [] for c in cases}
     for i in range(rounds):
         # A B C, then C B A: whoever goes first in a round does not always get the same slot.
         for case in cases if i % 2 == 0 else list(reversed(cases)):
-            cpu_before = _cpu_seconds(case.pid)
+            app0 = cpu.process_seconds(case.pid, children=case.children)
+            db0, busy0 = cpu.server_seconds(postmaster), cpu.machine_busy_seconds()
             # one recorded request per client at least: a starved machine must not leave a round empty
             result = await run_load(
                 case.port, case.path, case.concurrency, seconds, warmup, min_requests=case.concurrency
             )
-            cpu_after = _cpu_seconds(case.pid)
-            if cpu_before is not None and cpu_after is not None:
-                result.server_cpu_s = cpu_after - cpu_before
+            result.server_cpu_s = _delta(app0, cpu.process_seconds(case.pid, children=case.children))
+            result.db_cpu_s = _delta(db0, cpu.server_seconds(postmaster))
+            result.machine_busy_s = _delta(busy0, cpu.machine_busy_seconds())
             results[case.key].append(result)
     return results
+
+
+def cpu_shares(results: Sequence[LoadResult]) -> cpu.Shares | None:
+    """CPU ms per response over ``results``, by who spent it; None unless every share was measured.
+
+    The load generator's and the machine's figures span the whole round, warm-up included, as do the app's and
+    the database's; so does ``total`` (every response, warm-up included): the ratio is per response served."""
+    total = sum(r.total for r in results)
+    app = [r.server_cpu_s for r in results]
+    db = [r.db_cpu_s for r in results]
+    lg = [r.loadgen_cpu_s for r in results]
+    busy = [r.machine_busy_s for r in results]
+    if not total or any(x is None for x in (*app, *db, *lg, *busy)):
+        return None
+    per = 1000.0 / total
+    app_ms = sum(x for x in app if x is not None) * per
+    db_ms = sum(x for x in db if x is not None) * per
+    lg_ms = sum(x for x in lg if x is not None) * per
+    busy_ms = sum(x for x in busy if x is not None) * per
+    return cpu.Shares(app_ms, db_ms, lg_ms, max(0.0, busy_ms - app_ms - db_ms - lg_ms))
 
 
 async def timed_loop(

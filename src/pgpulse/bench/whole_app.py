@@ -38,6 +38,7 @@ from pgpulse.advisor.advise import Options as AdviseOptions
 from pgpulse.advisor.apply import apply
 from pgpulse.advisor.verify import Verifier
 from pgpulse.advisor.workload import from_pg_stat_statements
+from pgpulse.bench import cpu
 from pgpulse.bench.appserver import serve_app
 from pgpulse.bench.context import BenchContext
 from pgpulse.bench.loadgen import LoadResult, run_load
@@ -153,44 +154,6 @@ async def create_untuned(maintenance_url: str, name: str, quick: bool) -> tuple[
     return url, Ids(typical=typical or [result.hot_user_ids[-1]], hot=result.hot_user_ids[0], posts=posts)
 
 
-def _db_cpu_seconds(postmaster: psutil.Process | None) -> float | None:
-    """CPU of the server: the postmaster, its live children, and the children it has reaped (a NullPool
-    backend lives for one request, then its CPU moves to the postmaster's children_* counters)."""
-    if postmaster is None:
-        return None
-    try:
-        t = postmaster.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
-        for child in postmaster.children():
-            try:
-                c = child.cpu_times()
-                total += c.user + c.system
-            except psutil.Error:
-                pass  # exited between listing and reading: counted in children_* next time
-        return float(total)
-    except psutil.Error:
-        return None
-
-
-async def _postmaster(url: str) -> psutil.Process | None:
-    """The server's postmaster when it runs on this machine and we may read it; else None (figures left out).
-
-    Looked up while our backend is alive: once the connection closes its pid has no parent to ask."""
-    conn = await asyncpg.connect(url)
-    try:
-        pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
-        try:
-            parent = psutil.Process(pid).parent()
-            if parent is None:
-                return None
-            parent.cpu_times()
-            return parent
-        except psutil.Error:
-            return None
-    finally:
-        await conn.close()
-
-
 async def measure(
     url: str, step: Step, requests: Mix, rounds: int, seconds: float, warmup: float, postmaster: psutil.Process | None
 ) -> Variant:
@@ -199,13 +162,13 @@ async def measure(
         try:
             await conn.execute("SELECT pg_stat_statements_reset()")
             app_proc = psutil.Process(app.process.pid)
-            app_cpu0, db_cpu0 = sum(app_proc.cpu_times()[:2]), _db_cpu_seconds(postmaster)
+            app_cpu0, db_cpu0 = sum(app_proc.cpu_times()[:2]), cpu.server_seconds(postmaster)
             results: list[LoadResult] = []
             for _ in range(rounds):
                 results.append(
                     await run_load(app.port, "", CONCURRENCY, seconds, warmup, mix=requests, min_requests=CONCURRENCY)
                 )
-            app_cpu1, db_cpu1 = sum(app_proc.cpu_times()[:2]), _db_cpu_seconds(postmaster)
+            app_cpu1, db_cpu1 = sum(app_proc.cpu_times()[:2]), cpu.server_seconds(postmaster)
             totals = await conn.fetchrow(PGSS_TOTALS)
         finally:
             await conn.close()
@@ -362,7 +325,7 @@ async def run(ctx: BenchContext) -> PairResult:
 async def _run_steps(
     ctx: BenchContext, pair: PairResult, url: str, ids: Ids, rounds: int, seconds: float, warmup: float
 ) -> None:
-    postmaster = await _postmaster(url)
+    postmaster = await cpu.postmaster_of(url)
     null, queue = {"PGPULSE_POOL": "null"}, {"PGPULSE_POOL": "queue"}
     feed = f"/users/{ids.typical[0]}/posts?strategy=lazy"
     nplusone = await profiler_findings(url, feed)
