@@ -3,6 +3,7 @@
 from pgpulse.doctor.check import Check
 from pgpulse.doctor.checks.bloat import BloatCheck
 from pgpulse.doctor.checks.blocked_queries import BlockedQueriesCheck
+from pgpulse.doctor.checks.connection_churn import ConnectionChurnCheck
 from pgpulse.doctor.checks.connections import ConnectionsCheck
 from pgpulse.doctor.checks.duplicate_indexes import DuplicateIndexesCheck
 from pgpulse.doctor.checks.foreign_key_indexes import ForeignKeyIndexesCheck
@@ -40,6 +41,7 @@ ALL: tuple[Check, ...] = (
     SettingsCheck(),
     MemorySettingsCheck(),
     ConnectionsCheck(),
+    ConnectionChurnCheck(),
     LongQueriesCheck(),
     BlockedQueriesCheck(),
     ReplicationCheck(),
