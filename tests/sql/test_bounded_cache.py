@@ -147,7 +147,7 @@ def test_eight_threads_of_random_texts_keep_both_limits_and_an_exact_byte_count(
                 size, entries = cache.bytes, len(cache)
                 if size > limit or entries > 300:
                     over.append((size, entries))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
     previous = sys.getswitchinterval()
