@@ -23,22 +23,37 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 from pgpulse.profiler.context import Record
 from pgpulse.profiler.routes import UNMATCHED
 from pgpulse.sql import redact_sql
+from pgpulse.sql.cache import BoundedTextCache, text_bytes
+from pgpulse.sql.shape import MAX_ITEM_BYTES
 
 MAX_QUERIES_KEPT = 200  # per request: a runaway loop of 10,000 queries keeps its first 200 (the count is exact)
 DASHBOARD_SCOPE_KEY = "pgpulse.dashboard"  # set in the ASGI scope of the dashboard's own requests
 
 
-@lru_cache(maxsize=2048)
+# An application runs a few hundred statement shapes: each is redacted once and the string shared between the
+# summaries that hold it. 2,048 entries and 8 MiB bound what distinct large texts can make the cache hold (the
+# ring itself keeps every statement it shows; the cache must not add a second, unbounded copy of old ones).
+REDACTED_MAX_ENTRIES = 2048
+REDACTED_MAX_BYTES = 8 * 1024 * 1024
+_REDACTED: BoundedTextCache[str] = BoundedTextCache(
+    redact_sql,
+    max_entries=REDACTED_MAX_ENTRIES,
+    max_bytes=REDACTED_MAX_BYTES,
+    max_item_bytes=MAX_ITEM_BYTES,
+    weigh=text_bytes,
+)
+_redacted_hit = _REDACTED.lookup
+_redacted_miss = _REDACTED.miss
+
+
 def _redacted(statement: str) -> str:
-    """An application runs a few hundred statement shapes: redact each once, and share the string between
-    the summaries that hold it (bounded: the cache keeps 2,048)."""
-    return redact_sql(statement)
+    found = _redacted_hit(statement)
+    return found if found is not None else _redacted_miss(statement)
 
 
 class QuerySummary(NamedTuple):

@@ -25,20 +25,25 @@ from enum import StrEnum
 from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from pgpulse.logs.parse import LogEntry
-from pgpulse.sql import UnsafeStatementError, fingerprint, normalize, one_statement
+from pgpulse.sql import UnsafeStatementError, one_statement
+from pgpulse.sql.cache import BoundedTextCache, text_bytes
 from pgpulse.sql.guard import DML_KINDS
 from pgpulse.sql.redact import redact_plan, redact_sql
+from pgpulse.sql.shape import MAX_ITEM_BYTES, fingerprint_uncached, normalize_uncached
 
 COUNTED_KINDS = ("statement", "execute", "plan", "duration")
 SKETCH_ACCURACY = 0.01  # p95 within 1% of a duration that occurred
 SKETCH_BINS = 512  # covers a 28,000x spread of durations in one shape before the fastest bins are merged
-_FINGERPRINT_CACHE = 4096  # exact statement texts remembered (each at most _CACHED_TEXT characters)
+# The reader's own fingerprint memo, one per aggregator, keyed by the text with its literals masked: a log holds
+# one shape with endless values, so this hits where the profiler's memo (keyed by the exact text) would miss, and
+# a log's texts do not push the profiler's shapes out of the shared memo. 4,096 texts of at most _CACHED_TEXT
+# characters, and 8 MiB (a few non-ASCII texts weigh up to 8 bytes a character).
+_FINGERPRINT_CACHE = 4096
+_FINGERPRINT_CACHE_BYTES = 8 * 1024 * 1024
 _CACHED_TEXT = 2048
 _PENDING_PIDS = 4096  # auto_explain plans waiting for their statement's duration line
-# shape.fingerprint / shape.normalize keep 8,192 texts in an lru_cache; a log has an unbounded number of texts of
-# up to 64 KiB, so the reader calls the same functions uncached and keeps its own bounded cache.
-_fingerprint = fingerprint.__wrapped__
-_normalize = normalize.__wrapped__
+_fingerprint = fingerprint_uncached
+_normalize = normalize_uncached
 
 
 class SortKey(StrEnum):
@@ -155,7 +160,13 @@ class ShapeAggregator:
         self.text_size = 0
         # pid -> (shape key, duration, is a plan): the last entry of each backend, waiting for its other half
         self._pending: dict[int | None, tuple[str, float, bool]] = {}
-        self._keys: dict[str, str] = {}
+        self._keys: BoundedTextCache[str] = BoundedTextCache(
+            fingerprint_uncached,  # unused: a key is stored with the fingerprint of its unmasked text
+            max_entries=_FINGERPRINT_CACHE,
+            max_bytes=_FINGERPRINT_CACHE_BYTES,
+            max_item_bytes=MAX_ITEM_BYTES,
+            weigh=text_bytes,
+        )
 
     def add(self, entry: LogEntry) -> None:
         if entry.kind not in COUNTED_KINDS:
@@ -213,12 +224,11 @@ class ShapeAggregator:
         if len(text) > _CACHED_TEXT:
             return _fingerprint(text)
         cache_key = literals_masked(text)
-        key = self._keys.get(cache_key)
+        key = self._keys.lookup(cache_key)
         if key is None:
-            key = _fingerprint(text)
-            if len(self._keys) >= _FINGERPRINT_CACHE:
-                self._keys.clear()  # cheaper than LRU bookkeeping on every line; refills in a few lines
-            self._keys[cache_key] = key
+            # Fingerprinted from the text itself, not the masked key: a text the parser rejects is grouped by a
+            # hash of its own words, as it is when not cached.
+            key = self._keys.store(cache_key, _fingerprint(text))
         return key
 
     def _group(self, key: str, entry: LogEntry) -> QueryStats:

@@ -73,7 +73,10 @@ _installed: weakref.WeakKeyDictionary[Engine, _Installation] = weakref.WeakKeyDi
 MAX_LOCATED = 100
 
 
-@lru_cache(maxsize=256)  # a request's statements share one route and one traceparent: built once per request
+# A request's statements share one route and one traceparent: built once per request. An lru_cache bounded by
+# count is enough here (unlike pgpulse.sql's memos of statement text): a route is a template of the app's own
+# routes (path values become placeholders, an unmatched request is "<unmatched>") and a traceparent is 55 chars.
+@lru_cache(maxsize=256)
 def _comment(route: str | None, traceparent: str | None) -> str:
     """sqlcommenter's format: ``key='url-encoded value'`` pairs sorted by key, in one trailing comment."""
     tags = []

@@ -63,6 +63,8 @@ from pgpulse.profiler.nplusone import detect  # noqa: E402
 from pgpulse.profiler.routes import UNMATCHED  # noqa: E402
 from pgpulse.profiler.statements import shape  # noqa: E402
 from pgpulse.profiler.unused import detect_unused  # noqa: E402
+from pgpulse.sql.cache import BoundedTextCache, text_bytes  # noqa: E402
+from pgpulse.sql.shape import MAX_ITEM_BYTES  # noqa: E402
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -145,25 +147,35 @@ def unused_attributes(unused: UnusedEagerLoad) -> dict[str, Any]:
     return attributes
 
 
-_MAX_STATEMENTS = 2048
-_statements: dict[str, tuple[str, dict[str, Any]]] = {}  # statement → (span name, its span attributes)
+SpanFacts = tuple[str, dict[str, Any]]  # a statement's span name and the attributes every span of it carries
 
 
-def _statement_span(statement: str) -> tuple[str, dict[str, Any]]:
+def _span_facts(statement: str) -> SpanFacts:
     """The span name opentelemetry-instrumentation-sqlalchemy gives a statement, its first keyword (span names
     must stay few; the normalized statement goes in ``db.statement``), and the attributes every span of that
-    statement carries. Computed once per statement text; the table is bounded (cleared when full)."""
-    facts = _statements.get(statement)
-    if facts is None:
-        text = shape(statement)
-        operation = text.split(" ", 1)[0].upper() or "postgresql"
-        if len(_statements) >= _MAX_STATEMENTS:
-            _statements.clear()
-        facts = _statements[statement] = (
-            operation,
-            {"db.system": "postgresql", "db.operation": operation, "db.statement": text},
-        )
-    return facts
+    statement carries."""
+    text = shape(statement)
+    operation = text.split(" ", 1)[0].upper() or "postgresql"
+    return operation, {"db.system": "postgresql", "db.operation": operation, "db.statement": text}
+
+
+def _facts_bytes(facts: SpanFacts) -> int:
+    return text_bytes(facts[1]["db.statement"]) + _FACTS_OVERHEAD
+
+
+# Computed once per statement text, in a table bounded like pgpulse.sql's memos: 2,048 statements, 8 MiB of
+# keys and shaped texts (a text past the item limit is shaped each time its span is emitted).
+_FACTS_OVERHEAD = 600  # the attributes dict and the tuple around the shaped text (sys.getsizeof, rounded up)
+_MAX_STATEMENTS = 2048
+_MAX_STATEMENT_BYTES = 8 * 1024 * 1024
+_statements: BoundedTextCache[SpanFacts] = BoundedTextCache(
+    _span_facts,
+    max_entries=_MAX_STATEMENTS,
+    max_bytes=_MAX_STATEMENT_BYTES,
+    max_item_bytes=MAX_ITEM_BYTES,
+    weigh=_facts_bytes,
+)
+_statement_span = _statements
 
 
 class OpenTelemetryExporter:

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 
 from pglast import parser
+
+from pgpulse.sql.cache import BoundedTextCache, text_bytes
 
 _WS = re.compile(r"\s+")
 
 
-@lru_cache(maxsize=8192)
-def fingerprint(sql: str) -> str:
-    """A 16-hex-digit id of the statement's shape (libpg_query fingerprint); never raises."""
+# Bounds of the two memos below (pgpulse.sql.cache). An application runs a few hundred statement shapes of a few
+# hundred bytes, so 8,192 entries hold every shape of even a large app with room for their literal variants; a
+# text whose entry passes 16 KiB is a bulk statement (VALUES lists, inlined literals) that rarely repeats
+# verbatim, so it is parsed each time rather than kept; 32 MiB (2,048 entries at the item limit) caps what an
+# application sending only distinct large texts can make the profiler hold: 64 MiB for the two memos together.
+MAX_ENTRIES = 8192
+MAX_BYTES = 32 * 1024 * 1024
+MAX_ITEM_BYTES = 16 * 1024
+
+
+def fingerprint_uncached(sql: str) -> str:
+    """:func:`fingerprint` without the memo: for a reader of an unbounded stream of texts (a server log) that
+    keeps its own cache and should not push the profiler's shapes out of the shared one."""
     try:
         return str(parser.fingerprint(sql))
     except Exception:
@@ -26,13 +37,38 @@ def fingerprint(sql: str) -> str:
         return "x" + hashlib.blake2b(folded.encode(), digest_size=8).hexdigest()[1:]
 
 
-@lru_cache(maxsize=8192)
-def normalize(sql: str) -> str:
-    """The statement with every constant replaced by ``$n`` (safe to log: no parameter values)."""
+def normalize_uncached(sql: str) -> str:
+    """:func:`normalize` without the memo (see :func:`fingerprint_uncached`)."""
     try:
         return str(parser.normalize(sql))
     except Exception:
         return _WS.sub(" ", sql).strip()
+
+
+FINGERPRINTS: BoundedTextCache[str] = BoundedTextCache(
+    fingerprint_uncached, max_entries=MAX_ENTRIES, max_bytes=MAX_BYTES, max_item_bytes=MAX_ITEM_BYTES, weigh=text_bytes
+)
+NORMALIZED: BoundedTextCache[str] = BoundedTextCache(
+    normalize_uncached, max_entries=MAX_ENTRIES, max_bytes=MAX_BYTES, max_item_bytes=MAX_ITEM_BYTES, weigh=text_bytes
+)
+_fingerprint_hit = FINGERPRINTS.lookup
+_fingerprint_miss = FINGERPRINTS.miss
+_normalized_hit = NORMALIZED.lookup
+_normalized_miss = NORMALIZED.miss
+
+
+def fingerprint(sql: str) -> str:
+    """A 16-hex-digit id of the statement's shape (libpg_query fingerprint); never raises. Memoized in
+    :data:`FINGERPRINTS` (bounded in entries and bytes): the profiler calls it for every query."""
+    found = _fingerprint_hit(sql)
+    return found if found is not None else _fingerprint_miss(sql)
+
+
+def normalize(sql: str) -> str:
+    """The statement with every constant replaced by ``$n`` (safe to log: no parameter values). Memoized in
+    :data:`NORMALIZED` (bounded in entries and bytes)."""
+    found = _normalized_hit(sql)
+    return found if found is not None else _normalized_miss(sql)
 
 
 def parses(sql: str) -> bool:
