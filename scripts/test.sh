@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages some tests drive for real (PgBouncer in front of the server; a PostgreSQL 15 with HypoPG
 # for the advisor's hypothetical indexes; Chromium + chromedriver for the dashboard's browser tests).
 # Installed only where missing, only when we may (root + apt).
-DEBS=(pgbouncer postgresql-15 postgresql-15-hypopg chromium chromium-driver)
+DEBS=(pgbouncer postgresql-15 postgresql-15-hypopg chromium chromium-driver valgrind)
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

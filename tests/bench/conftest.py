@@ -9,7 +9,7 @@ import pytest
 
 from pgpulse.bench.runner import run_bench
 
-SMOKE_PAIRS = ["composite", "overindex", "bloat", "profiler", "app"]
+SMOKE_PAIRS = ["composite", "overindex", "bloat", "profiler", "app", "workers"]
 
 
 @pytest.fixture(scope="package")

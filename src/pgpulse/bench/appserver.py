@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pgpulse.bench.loadgen import _read_response
 from pgpulse.demo.embedded import free_port
@@ -41,6 +42,42 @@ async def fetch_header(port: int, path: str, header: str) -> str | None:
     _, headers = await _get(port, path)
     value = headers.get(header.lower().encode())
     return value.decode() if value is not None else None
+
+
+async def asgi_get(app: Any, path: str) -> int:
+    """One GET through the app in this process (no server): enough to let the profiler see a request."""
+    status = 0
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # never: the request has no more body and the client stays
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    route, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": route,
+        "raw_path": route.encode(),
+        "query_string": query.encode(),
+        "headers": [(b"host", b"bench")],
+        "client": ("127.0.0.1", 1),
+        "server": ("bench", 80),
+    }
+    await app(scope, receive, send)
+    return status
 
 
 @asynccontextmanager

@@ -23,7 +23,6 @@ pg_stat_statements (reset before each step).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from pgpulse.advisor.apply import apply
 from pgpulse.advisor.verify import Verifier
 from pgpulse.advisor.workload import from_pg_stat_statements
 from pgpulse.bench import cpu
-from pgpulse.bench.appserver import serve_app
+from pgpulse.bench.appserver import asgi_get, serve_app
 from pgpulse.bench.context import BenchContext
 from pgpulse.bench.loadgen import LoadResult, run_load
 from pgpulse.bench.stats import PairResult, Target, Variant, ratio, summarize
@@ -191,42 +190,6 @@ async def measure(
     return variant
 
 
-async def _asgi_get(app: Any, path: str) -> int:
-    """One GET through the app in this process (no server): enough to let the profiler see a request."""
-    status = 0
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # never: the request has no more body and the client stays
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-
-    route, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": route,
-        "raw_path": route.encode(),
-        "query_string": query.encode(),
-        "headers": [(b"host", b"bench")],
-        "client": ("127.0.0.1", 1),
-        "server": ("bench", 80),
-    }
-    await app(scope, receive, send)
-    return status
-
-
 async def profiler_findings(url: str, path: str) -> list[str]:
     """The profiler's N+1 findings for ``path`` on the untuned app, each as its one-line description + fix."""
     from pgpulse.db.urls import async_url
@@ -242,7 +205,7 @@ async def profiler_findings(url: str, path: str) -> list[str]:
     settings = Settings(pool="null", profiler_enabled=True)
     app = create_app(async_url(url).render_as_string(hide_password=False), settings, on_record=hook)
     try:
-        await _asgi_get(app, path)
+        await asgi_get(app, path)
     finally:
         await app.state.engine.dispose()
     return found
