@@ -22,8 +22,8 @@ from pgpulse.settings import Settings
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 # An app with no logging setup of its own: the README's one call, then CitizenApp with every event provoked
-# once — a lazy N+1, an eager load nothing reads, a failing statement, every statement slow (threshold 0 ms,
-# parameters logged), and an on_record hook that raises.
+# once — a lazy N+1, an eager load nothing reads, a failing statement, a route on a NullPool engine (twice: logged
+# once), every statement slow (threshold 0 ms, parameters logged), and an on_record hook that raises.
 SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
@@ -35,13 +35,19 @@ SCRIPT = textwrap.dedent(
     import httpx
     from fastapi import Request
     from sqlalchemy import select, text
+    from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.orm import selectinload
+    from sqlalchemy.pool import NullPool
 
+    from pgpulse.db.urls import async_url
     from pgpulse.demo.app import create_app
     from pgpulse.demo.models import User
+    from pgpulse.profiler import instrument
     from pgpulse.settings import Settings
 
     URL, UID = sys.argv[1], int(sys.argv[2])
+    UNPOOLED = create_async_engine(async_url(URL), poolclass=NullPool)
+    instrument(UNPOOLED, pool_name="unpooled", slow_query_ms=0, log_parameters=True)
 
 
     def broken_hook(record):
@@ -64,13 +70,20 @@ SCRIPT = textwrap.dedent(
         return {}
 
 
+    async def unpooled():
+        async with UNPOOLED.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {}
+
+
     async def main():
         app = create_app(URL, Settings(slow_query_ms=0, log_parameters=True), on_record=broken_hook)
         app.add_api_route("/unused", unused)
         app.add_api_route("/failing", failing)
+        app.add_api_route("/unpooled", unpooled)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
         async with app.router.lifespan_context(app), client:
-            for path in (f"/users/{UID}/posts?strategy=lazy", "/unused", "/failing"):
+            for path in (f"/users/{UID}/posts?strategy=lazy", "/unused", "/failing", "/unpooled", "/unpooled"):
                 response = await client.get(path)
                 assert response.status_code == 200, response.text
 
@@ -108,10 +121,12 @@ def test_every_json_line_matches_the_documented_schema(db: Any) -> None:
     assert unused["option"] == "selectinload(User.posts)" and unused["route"] == "/unused"
     [failed] = [line for line in lines if line["event"] == "query_failed"]
     assert failed["error"] == "DivisionByZeroError" and failed["route"] == "/failing"
+    [unpooled] = [line for line in lines if line["event"] == "new_connection_per_request"]  # two requests, one line
+    assert unpooled["route"] == "/unpooled" and unpooled["pool_class"] == "NullPool" and unpooled["count"] == 1
     hooks = [line for line in lines if line["event"] == "on_record_hook_failed"]
-    assert len(hooks) == 3 and {h["error"] for h in hooks} == {"RuntimeError"} and hooks[0]["level"] == "error"
+    assert len(hooks) == 5 and {h["error"] for h in hooks} == {"RuntimeError"} and hooks[0]["level"] == "error"
     slow = [line for line in lines if line["event"] == "slow_query"]
-    assert len(slow) >= 52 + 1 + 1  # every statement of the three requests crossed the 0 ms threshold
+    assert len(slow) >= 52 + 1 + 1 + 2  # every statement of the five requests crossed the 0 ms threshold
     assert all("parameters" in line for line in slow)  # the optional field, present with log_parameters=True
 
 

@@ -186,10 +186,14 @@ async def test_metrics_sum_every_worker_exactly(db, tmp_path: Path, server: str,
             )
             expected[nplusone] = findings
             # One pooled connection per request that touched the database; none is left checked out.
-            expected[_series("pgpulse_db_pool_checkout_wait_seconds_count", pool="default")] = sum(
-                n for route, n in requests.items() if queries[route]
-            )
+            checkouts = sum(n for route, n in requests.items() if queries[route])
+            expected[_series("pgpulse_db_pool_checkout_wait_seconds_count", pool="default")] = checkouts
             expected[_series("pgpulse_db_pool_checked_out", pool="default")] = 0
+            # New connections: how many depends on how the requests overlapped in each worker, but every worker
+            # opened at least one, and each was opened for a checkout.
+            opened = _series("pgpulse_db_new_connections_total", pool="default")
+            count = observed.get(opened, 0.0)
+            expected[opened] = count if workers <= count <= checkouts else -1.0
             return expected
 
         def from_files() -> dict[Series, float]:

@@ -33,6 +33,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import selectinload
+from sqlalchemy.pool import NullPool
 from structlog.testing import capture_logs
 
 from pgpulse.db.urls import async_url
@@ -40,7 +41,7 @@ from pgpulse.demo import loading
 from pgpulse.demo.app import create_app
 from pgpulse.demo.models import User
 from pgpulse.profiler import PgPulseMiddleware, Record, instrument, profile, uninstrument
-from pgpulse.profiler.otel import OpenTelemetryExporter
+from pgpulse.profiler.otel import NEW_CONNECTIONS_EVENT, OpenTelemetryExporter
 from pgpulse.profiler.unused import unused_shapes
 from pgpulse.settings import Settings
 
@@ -510,3 +511,37 @@ def test_without_the_otel_extra_each_entry_point_says_what_to_install_in_one_lin
         "the OpenTelemetry exporter (pgpulse.profiler.otel) needs the otel extra: pip install 'pgpulse[otel]'",
         "sqlcommenter_traceparent=True needs the otel extra: pip install 'pgpulse[otel]'",
     ]
+
+
+async def test_a_nullpool_engine_is_an_event_on_the_server_span(shop: Any) -> None:
+    telemetry = Telemetry()
+    engine = create_async_engine(async_url(shop.url), poolclass=NullPool)
+    instrument(engine, pool_name="otel-nullpool")
+    records: list[Record] = []
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {}
+
+    app.add_middleware(PgPulseMiddleware, on_record=[telemetry.exporter(), records.append])
+    try:
+        async with traced_citizenapp(shop.url, telemetry, [], app=app) as (_, client):
+            assert (await client.get("/ping")).status_code == 200
+    finally:
+        uninstrument(engine)
+        await engine.dispose()
+    server = telemetry.server_span()
+    assert _attributes(server)["pgpulse.db.new_connections"] == 1
+    [event] = [e for e in server.events if e.name == NEW_CONNECTIONS_EVENT]
+    [finding] = records[0].connections
+    assert dict(event.attributes or {}) == {
+        "pgpulse.count": 1,
+        "pgpulse.connect_ms": round(finding.connect_ms, 3),
+        "pgpulse.pool": "otel-nullpool",
+        "pgpulse.pool_class": "NullPool",
+        "pgpulse.reason": "no_pool",
+        "pgpulse.fix": finding.fix,
+    }

@@ -24,15 +24,17 @@ from sentry_sdk.integrations.fastapi import FastApiIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 from sentry_sdk.integrations.starlette import StarletteIntegration
 from sentry_sdk.transport import Transport
-from sqlalchemy import event, select, text
+from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.pool import NullPool
 
 import pgpulse.demo.loading
+from pgpulse.db.urls import async_url
 from pgpulse.demo.app import create_app
 from pgpulse.demo.models import User
 from pgpulse.errors import MissingExtraError
-from pgpulse.profiler import Record, profile
+from pgpulse.profiler import Record, instrument, profile, uninstrument
 from pgpulse.profiler.sentry import SPAN_OP, SentryExporter
 from pgpulse.settings import Settings
 
@@ -326,3 +328,33 @@ def test_an_unused_eager_load_is_counted_and_left_as_a_breadcrumb(db: Any, sentr
     [crumb] = [c for c in event["breadcrumbs"]["values"] if c["category"] == "pgpulse"]
     assert crumb["data"]["pgpulse.option"] == "selectinload(User.posts)"
     assert crumb["data"]["pgpulse.kind"] == "unused_eager_load" and crumb["level"] == "warning"
+
+
+def test_a_nullpool_engine_is_counted_and_left_as_a_breadcrumb(shop: Any, sentry: MemoryTransport) -> None:
+    engine = create_engine(async_url(shop.url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    instrument(engine, pool_name="sentry-nullpool")
+    try:
+        with profile() as record, engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    finally:
+        uninstrument(engine)
+        engine.dispose()
+    with sentry_sdk.start_transaction(name="nightly-job", op="task"):
+        SentryExporter()(record)
+        sentry_sdk.capture_message("the job failed later")
+    sentry_sdk.flush()
+    [transaction] = sentry.items("transaction")
+    assert transaction["contexts"]["trace"]["data"]["pgpulse.new_connections"] == 1
+    [event] = sentry.items("event")
+    [crumb] = [c for c in event["breadcrumbs"]["values"] if c["category"] == "pgpulse"]
+    [finding] = record.connections
+    assert crumb["message"] == finding.describe() and crumb["level"] == "warning"
+    assert crumb["data"] == {
+        "pgpulse.kind": "new_connection_per_request",
+        "pgpulse.count": 1,
+        "pgpulse.connect_ms": round(finding.connect_ms, 3),
+        "pgpulse.pool": "sentry-nullpool",
+        "pgpulse.pool_class": "NullPool",
+        "pgpulse.churn": None,
+        "pgpulse.fix": finding.fix,
+    }

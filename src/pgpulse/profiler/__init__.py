@@ -6,7 +6,16 @@ Two lines in an app::
     app.add_middleware(PgPulseMiddleware, server_timing=True)
 """
 
-from pgpulse.profiler.context import NPlusOne, QueryEvent, Record, Site, UnusedEagerLoad, current, profile
+from pgpulse.profiler.context import (
+    NewConnections,
+    NPlusOne,
+    QueryEvent,
+    Record,
+    Site,
+    UnusedEagerLoad,
+    current,
+    profile,
+)
 from pgpulse.profiler.events import ProfilerConfig, instrument, uninstrument
 from pgpulse.profiler.metrics import METRIC_NAMES, metrics_app, metrics_wsgi_app
 from pgpulse.profiler.middleware import PgPulseMiddleware
@@ -18,6 +27,7 @@ __all__ = [
     "METRIC_NAMES",
     "UNMATCHED",
     "NPlusOne",
+    "NewConnections",
     "PgPulseMiddleware",
     "PgPulseWSGIMiddleware",
     "ProfilerConfig",

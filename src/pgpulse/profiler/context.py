@@ -24,10 +24,12 @@ from typing import Any
 from pgpulse.profiler.sites import Site
 
 __all__ = [
+    "ConnectReason",
     "EagerUse",
     "LoadInfo",
     "LoadKind",
     "NPlusOne",
+    "NewConnections",
     "QueryEvent",
     "Record",
     "Site",
@@ -164,6 +166,56 @@ class UnusedEagerLoad:
         return "\n".join(lines)
 
 
+class ConnectReason(StrEnum):
+    NO_POOL = "no_pool"  # the engine's pool never reuses a connection (NullPool)
+    CHURN = "churn"  # a real pool that keeps opening connections (pool_size too small, pool_recycle too short)
+
+
+@dataclass(slots=True)
+class NewConnections:
+    """New database connections one request opened on one engine, when that engine connects per request
+    (``NullPool``) or its pool churns; the rule is in :mod:`pgpulse.profiler.connections`."""
+
+    count: int
+    connect_ms: float  # time spent opening them (DBAPI connect and the dialect's set-up), ms
+    request_ms: float  # the request's (or block's) wall time, ms
+    pool: str  # the pool name given to instrument()
+    pool_class: str  # "NullPool", "AsyncAdaptedQueuePool"
+    reason: ConnectReason
+    fix: str
+    churn: int | None = None  # CHURN: how many of the engine's last CHURN_WINDOW checkouts opened a connection
+    window: int | None = None  # CHURN: that window's length
+    route: str | None = None
+    method: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "new_connection_per_request" if self.reason is ConnectReason.NO_POOL else "connection_churn"
+
+    def describe(self) -> str:
+        plural = "s" if self.count != 1 else ""
+        numbers = (
+            f"{self.count} new connection{plural}, {self.connect_ms:.1f} ms of the request's "
+            f"{self.request_ms:.1f} ms spent connecting"
+        )
+        if self.reason is ConnectReason.NO_POOL:
+            head = f"New connection per request: {numbers} (pool {self.pool!r}: {self.pool_class} reuses none)"
+        else:
+            head = (
+                f"Connection churn: {numbers} (pool {self.pool!r}: {self.pool_class}, {self.churn} of its last "
+                f"{self.window} checkouts opened a new connection)"
+            )
+        return f"{head}\n  fix:   {self.fix}"
+
+
+@dataclass(slots=True)
+class Opened:
+    """New connections a record opened on one engine: a counter and a sum, whatever the request does."""
+
+    count: int = 0
+    ms: float = 0.0
+
+
 @dataclass(eq=False)
 class Record:
     """Everything the profiler learned about one request (or one ``profile()`` block).
@@ -189,6 +241,20 @@ class Record:
     ended: float | None = None  # perf_counter() when the record closed (the response was sent)
     parent: Record | None = None
     closed: bool = False
+    # engine (its connections.PoolWatch) → connections opened while this record was the open one; None until one
+    # is: one entry per instrumented engine at most
+    opened: dict[Any, Opened] | None = None
+    connections: list[NewConnections] = field(default_factory=list)
+
+    @property
+    def new_connections(self) -> int:
+        """New DBAPI connections opened while this record was open (its own, not a nested record's)."""
+        return sum(o.count for o in self.opened.values()) if self.opened else 0
+
+    @property
+    def connect_ms(self) -> float:
+        """Time spent opening them, ms."""
+        return sum(o.ms for o in self.opened.values()) if self.opened else 0.0
 
     @property
     def query_count(self) -> int:
@@ -227,6 +293,7 @@ def open_record(record: Record) -> Token[Record | None]:
 
 
 def close_record(record: Record, token: object) -> None:
+    from pgpulse.profiler.connections import detect_new_connections
     from pgpulse.profiler.nplusone import detect
     from pgpulse.profiler.unused import detect_unused
 
@@ -234,6 +301,8 @@ def close_record(record: Record, token: object) -> None:
     record.closed = True  # from here on the listeners leave it alone, whatever task still holds it
     record.findings.extend(detect(record))
     record.unused.extend(detect_unused(record))
+    if record.opened:
+        record.connections.extend(detect_new_connections(record))
     _current.reset(token)  # type: ignore[arg-type]
     parent = record.parent
     if parent is not None and not parent.closed:
@@ -241,6 +310,7 @@ def close_record(record: Record, token: object) -> None:
         parent.db_ms += record.db_ms
         parent.findings.extend(record.findings)
         parent.unused.extend(record.unused)
+        parent.connections.extend(record.connections)  # the findings go up; the counters stay the record's own
         parent.accessed |= record.accessed
     else:
         observe_durations(record)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pgpulse.profiler import metrics, orm
+from pgpulse.profiler.connections import PoolWatch, count_connection
 from pgpulse.profiler.context import LoadInfo, LoadKind, QueryEvent, _current
 from pgpulse.profiler.sites import find_site
 from pgpulse.profiler.statements import shape
@@ -36,6 +37,8 @@ from pgpulse.sql import fingerprint
 log = structlog.get_logger("pgpulse.profiler")
 _START = "_pgpulse_started"
 _COUNTED = "pgpulse_checked_out"
+_CONNECTING = "pgpulse_connecting"  # perf_counter() when the DBAPI connect began (do_connect → connect)
+_NEW = "pgpulse_new"  # the connection was opened for the checkout that follows
 _LOAD = orm.LOAD_OPTION
 _NO_OPTIONS: dict[str, Any] = {}
 
@@ -299,24 +302,49 @@ def _statement_listeners(config: ProfilerConfig) -> tuple[Listener, Listener, Li
 
 
 def _watch_pool(sync_engine: Engine, installation: _Installation) -> None:
-    """Pool metrics: connections checked out (a gauge) and the wait for one (a histogram), per pool name."""
+    """Pool metrics: connections checked out (a gauge), the wait for one (a histogram) and new connections (a
+    counter), per pool name; and each new connection on the open record (``pgpulse.profiler.connections``)."""
     config = installation.config
     pool = sync_engine.pool
     checked_out = metrics.POOL_CHECKED_OUT.labels(config.pool_name)
     wait = metrics.POOL_WAIT_SECONDS.labels(config.pool_name)
+    new_connections = metrics.NEW_CONNECTIONS.labels(config.pool_name)
+    watch = PoolWatch(sync_engine, config)
+    clock = time.perf_counter
 
     # SQLAlchemy also fires "checkin" for a connection whose checkout failed (connect refused, pre-ping
     # cancelled with its request): count down only what was counted up, or the gauge drifts below zero.
     def on_checkout(dbapi_conn: Any, connection_record: Any, proxy: Any) -> None:
-        connection_record.info[_COUNTED] = True
+        info = connection_record.info
+        info[_COUNTED] = True
         checked_out.inc()
+        watch.checked_out(info.pop(_NEW, False))
 
     def on_checkin(dbapi_conn: Any, connection_record: Any) -> None:
         if connection_record.info.pop(_COUNTED, False):
             checked_out.dec()
 
+    # A new connection: only when one is opened, never on a statement's path. do_connect fires just before the
+    # DBAPI connect, the pool's connect once it is made and SQLAlchemy's own connect listeners have set it up.
+    def on_do_connect(dialect: Any, connection_record: Any, cargs: Any, cparams: Any) -> None:
+        if connection_record is not None:
+            connection_record.info[_CONNECTING] = clock()
+
+    def on_connect(dbapi_conn: Any, connection_record: Any) -> None:
+        info = connection_record.info
+        began = info.pop(_CONNECTING, None)
+        ms = (clock() - began) * 1000.0 if began is not None else 0.0
+        info[_NEW] = True
+        new_connections.inc()
+        watch.connected()
+        record = _current.get()
+        if record is not None and not record.closed:
+            count_connection(record, watch, ms)
+
     installation.listen(pool, "checkout", on_checkout)
     installation.listen(pool, "checkin", on_checkin)
+    installation.listen(sync_engine, "do_connect", on_do_connect)
+    installation.listen(pool, "connect", on_connect)
 
     def time_checkouts(target: Any) -> None:
         # The pool has no "before checkout" event: wrap its public connect() to time the wait.

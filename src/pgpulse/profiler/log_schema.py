@@ -90,6 +90,21 @@ EVENTS: dict[str, tuple[LogField, ...]] = {
         _STATEMENT,
         LogField("duration_ms", _NUMBER, "time until the failure, ms"),
     ),
+    "new_connection_per_request": (
+        _ROUTE,
+        _METHOD,
+        LogField("pool", _STR, "the pool name given to `instrument(engine, pool_name=…)`"),
+        LogField("pool_class", _STR, "the engine's pool class (`NullPool`, `AsyncAdaptedQueuePool`)"),
+        LogField("reason", _STR, "`no_pool` (the pool reuses no connection) or `churn` (the pool keeps opening them)"),
+        LogField("count", (int,), "new database connections the request opened on that engine"),
+        LogField("connect_ms", _NUMBER, "time spent opening them, ms"),
+        LogField("request_ms", _NUMBER, "the request's wall time, ms"),
+        LogField("churn", (int, type(None)), "`churn`: how many of the engine's last 100 checkouts opened one"),
+        LogField(
+            "suppressed", (int,), "findings of this route, method and pool not logged since its last line (1/min)"
+        ),
+        LogField("fix", _STR, "the engine's pool settings that reuse connections (or PgBouncer), printed whole"),
+    ),
     "on_record_hook_failed": (
         LogField("hook", _STR, "qualified name of the `on_record` hook that raised"),
         LogField("error", _STR, "the exception class it raised (the request is not affected)"),

@@ -275,6 +275,13 @@ POOL_WAIT_SECONDS = Histogram(
     buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+NEW_CONNECTIONS = Counter(
+    "pgpulse_db_new_connections",
+    "New database connections opened (DBAPI connects), by pool name: on a pool that keeps its connections it stops "
+    "growing after the warm-up.",
+    ["pool"],
+    registry=REGISTRY,
+)
 
 METRIC_NAMES = (
     "pgpulse_db_query_duration_seconds",
@@ -285,6 +292,7 @@ METRIC_NAMES = (
     "pgpulse_failed_queries_total",
     "pgpulse_db_pool_checked_out",
     "pgpulse_db_pool_checkout_wait_seconds",
+    "pgpulse_db_new_connections_total",
 )
 
 

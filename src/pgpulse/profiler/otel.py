@@ -18,6 +18,7 @@ attribute                              type    meaning
 ``pgpulse.db.failed_count``            int     statements that raised (timeout, error)
 ``pgpulse.nplusone.count``             int     N+1 findings (one event each, below)
 ``pgpulse.unused_eager_load.count``    int     unused eager loads (one event each, below)
+``pgpulse.db.new_connections``         int     database connections the request opened (0 on a warm pool)
 =====================================  ======  =====================================================
 
 Event ``pgpulse.n_plus_one``: ``pgpulse.relationship`` and ``pgpulse.loaded_via`` (lazy loads),
@@ -25,8 +26,11 @@ Event ``pgpulse.n_plus_one``: ``pgpulse.relationship`` and ``pgpulse.loaded_via`
 normalized shape: placeholders, never parameters or literals), ``code.file.path`` / ``code.line.number`` /
 ``code.function.name`` / ``pgpulse.code`` (the line that ran it), ``pgpulse.during_serialization``.
 Event ``pgpulse.unused_eager_load``: ``pgpulse.option``, ``pgpulse.relationship``, ``pgpulse.fix``,
-``db.statement``, and the ``code.*`` attributes once the query's line is known. An attribute that has no value
-for a finding is left out (OpenTelemetry attributes cannot be null).
+``db.statement``, and the ``code.*`` attributes once the query's line is known. Event
+``pgpulse.new_connection_per_request`` (the engine connects per request, or its pool churns:
+``pgpulse.profiler.connections``): ``pgpulse.count``, ``pgpulse.connect_ms``, ``pgpulse.pool``,
+``pgpulse.pool_class``, ``pgpulse.reason``, ``pgpulse.churn`` (churn only), ``pgpulse.fix``. An attribute that
+has no value for a finding is left out (OpenTelemetry attributes cannot be null).
 
 Per-statement spans are ``opentelemetry-instrumentation-sqlalchemy``'s job. With ``statement_spans=True`` the
 exporter emits them itself (``CLIENT`` spans under the server span, named after the operation as that
@@ -57,7 +61,8 @@ from opentelemetry import metrics, trace  # noqa: E402
 from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
-from pgpulse.profiler.context import NPlusOne, QueryEvent, Record, Site, UnusedEagerLoad  # noqa: E402
+from pgpulse.profiler.connections import detect_new_connections  # noqa: E402
+from pgpulse.profiler.context import NewConnections, NPlusOne, QueryEvent, Record, Site, UnusedEagerLoad  # noqa: E402
 from pgpulse.profiler.events import instrumented_engines  # noqa: E402
 from pgpulse.profiler.nplusone import detect  # noqa: E402
 from pgpulse.profiler.routes import UNMATCHED  # noqa: E402
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 __all__ = [
+    "NEW_CONNECTIONS_EVENT",
     "NPLUSONE_EVENT",
     "UNUSED_EAGER_LOAD_EVENT",
     "InMemoryTelemetry",
@@ -82,6 +88,7 @@ __all__ = [
 
 NPLUSONE_EVENT = "pgpulse.n_plus_one"
 UNUSED_EAGER_LOAD_EVENT = "pgpulse.unused_eager_load"
+NEW_CONNECTIONS_EVENT = "pgpulse.new_connection_per_request"
 SCOPE = "pgpulse.profiler"  # the instrumentation scope of pgpulse's spans and metrics
 SQLALCHEMY_INSTRUMENTATION = "opentelemetry.instrumentation.sqlalchemy"
 
@@ -144,6 +151,21 @@ def unused_attributes(unused: UnusedEagerLoad) -> dict[str, Any]:
         "db.statement": unused.statement,
     }
     attributes.update(_code(unused.site))
+    return attributes
+
+
+def new_connections_attributes(found: NewConnections) -> dict[str, Any]:
+    """The attributes of one ``pgpulse.new_connection_per_request`` event."""
+    attributes: dict[str, Any] = {
+        "pgpulse.count": found.count,
+        "pgpulse.connect_ms": round(found.connect_ms, 3),
+        "pgpulse.pool": found.pool,
+        "pgpulse.pool_class": found.pool_class,
+        "pgpulse.reason": str(found.reason),
+        "pgpulse.fix": found.fix,
+    }
+    if found.churn is not None:
+        attributes["pgpulse.churn"] = found.churn
     return attributes
 
 
@@ -222,10 +244,11 @@ class OpenTelemetryExporter:
         if not recording and not self._metrics:
             return  # an unsampled request, or no tracing: nothing to write anywhere
         if record.closed:
-            findings, unused_loads = record.findings, record.unused
+            findings, unused_loads, connections = record.findings, record.unused, record.connections
         else:  # the findings as of the response: detection is a pure function of the record so far
             findings = detect(record)
             unused_loads = detect_unused(record)
+            connections = detect_new_connections(record)
         if self._metrics:
             self._record_metrics(record, findings, unused_loads)
         if not recording:
@@ -237,12 +260,15 @@ class OpenTelemetryExporter:
                 "pgpulse.db.failed_count": len(record.failed),
                 "pgpulse.nplusone.count": len(findings),
                 "pgpulse.unused_eager_load.count": len(unused_loads),
+                "pgpulse.db.new_connections": record.new_connections,
             }
         )
         for finding in findings:
             span.add_event(NPLUSONE_EVENT, nplusone_attributes(finding))
         for unused in unused_loads:
             span.add_event(UNUSED_EAGER_LOAD_EVENT, unused_attributes(unused))
+        for found in connections:
+            span.add_event(NEW_CONNECTIONS_EVENT, new_connections_attributes(found))
         if self.statement_spans and record.queries and not _sqlalchemy_traced():
             self._emit_statement_spans(span, record.queries)
 

@@ -9,13 +9,16 @@ exporter's bug must not turn a 200 into a 500.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import structlog
 
 from pgpulse.profiler import metrics
-from pgpulse.profiler.context import Record
+from pgpulse.profiler.context import NewConnections, Record
 from pgpulse.profiler.routes import UNMATCHED
 
 log = structlog.get_logger("pgpulse.profiler")
@@ -84,7 +87,66 @@ def report(record: Record, *, log_findings: bool, hooks: Sequence[RecordHook] = 
                 statement=unused.statement,
                 fix=unused.fix,
             )
+    for found in record.connections:
+        if log_findings:
+            _log_new_connections(found, route, method)
     call_hooks(record, hooks)
+
+
+class Throttle:
+    """At most one event per key every ``interval`` seconds, counting the ones held back in between; at most
+    ``max_keys`` keys remembered (the least recently logged is forgotten first), so memory stays bounded."""
+
+    def __init__(self, interval: float = 60.0, max_keys: int = 256, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.max_keys = max_keys
+        self._clock = clock
+        self._last: OrderedDict[Hashable, list[float]] = OrderedDict()  # key → [logged at, held back since]
+        self._lock = threading.Lock()  # WSGI apps report from many threads
+
+    def admit(self, key: Hashable) -> int | None:
+        """The number of events held back since the last one for ``key`` when this one may be logged, else None."""
+        now = self._clock()
+        with self._lock:
+            entry = self._last.get(key)
+            if entry is not None and now - entry[0] < self.interval:
+                entry[1] += 1
+                return None
+            held = int(entry[1]) if entry is not None else 0
+            self._last[key] = [now, 0]
+            self._last.move_to_end(key)
+            if len(self._last) > self.max_keys:
+                self._last.popitem(last=False)
+            return held
+
+    def clear(self) -> None:
+        with self._lock:
+            self._last.clear()
+
+
+NEW_CONNECTION_LOG = Throttle()
+"""``new_connection_per_request`` is logged once per route, method and pool a minute: a NullPool app finds one on
+every request, and one line with the count of those ``suppressed`` says as much as a line per request."""
+
+
+def _log_new_connections(found: NewConnections, route: str, method: str) -> None:
+    suppressed = NEW_CONNECTION_LOG.admit((route, method, found.pool))
+    if suppressed is None:
+        return
+    log.warning(
+        "new_connection_per_request",
+        route=route,
+        method=method,
+        pool=found.pool,
+        pool_class=found.pool_class,
+        reason=str(found.reason),
+        count=found.count,
+        connect_ms=round(found.connect_ms, 3),
+        request_ms=round(found.request_ms, 3),
+        churn=found.churn,
+        suppressed=suppressed,
+        fix=found.fix,
+    )
 
 
 def call_hooks(record: Record, hooks: Sequence[RecordHook]) -> None:

@@ -12,8 +12,8 @@ that fixes it. This hook adds exactly that, on the request's own transaction::
 Per request (the transaction Sentry's ASGI integration opened around the app, still current when the hook runs):
 
 * transaction data ``pgpulse.query_count``, ``pgpulse.db_ms``, ``pgpulse.n_plus_one_count``,
-  ``pgpulse.unused_eager_load_count``, and the tag ``pgpulse.n_plus_one`` (the relationships, searchable in
-  Discover) when a finding exists;
+  ``pgpulse.unused_eager_load_count``, ``pgpulse.new_connections`` (database connections the request opened),
+  and the tag ``pgpulse.n_plus_one`` (the relationships, searchable in Discover) when a finding exists;
 * per N+1 a child span, op ``pgpulse.n_plus_one``, named after the finding (``N+1: lazy load of Post.comments
   ran 50 times``) with its data: relationship, loaded_via, count, duration, normalized statement, fingerprint,
   fix, and the line as Sentry's own ``code.filepath`` / ``code.lineno`` / ``code.function`` keys (the keys its
@@ -25,9 +25,10 @@ Per request (the transaction Sentry's ASGI integration opened around the app, st
   in the middle of the repeated ones ends the run it is counting (``NPlusOneDBSpanDetector.visit_span``), so a
   span drawn over the repeated queries would hide Sentry's own issue. Its op does not start with ``db``, so
   no detector counts it as a query;
-* per finding (N+1 and unused eager load) a breadcrumb, category ``pgpulse``, level warning: Sentry attaches
-  breadcrumbs to the *events* captured afterwards in the request's scope (an exception in a background task
-  that outlives the response, the opt-in event below), never to transactions.
+* per finding (N+1, unused eager load, a new connection per request or a churning pool) a breadcrumb, category
+  ``pgpulse``, level warning: Sentry attaches breadcrumbs to the *events* captured afterwards in the request's
+  scope (an exception in a background task that outlives the response, the opt-in event below), never to
+  transactions.
 
 ``events=True`` also captures one warning event per N+1 fingerprint *new to this process*, with Sentry's
 fingerprint set to pgpulse's (so Sentry groups every occurrence of one shape into one issue), bounded twice:
@@ -55,7 +56,7 @@ require_extra("sentry", "pgpulse.profiler.sentry")
 
 import sentry_sdk  # noqa: E402  (after the one-line check for the extra)
 
-from pgpulse.profiler.context import NPlusOne, Record, UnusedEagerLoad  # noqa: E402
+from pgpulse.profiler.context import NewConnections, NPlusOne, Record, UnusedEagerLoad  # noqa: E402
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event  # the SDK's TypedDict for an event (its before_send hooks use it too)
@@ -108,6 +109,14 @@ class SentryExporter:
             sentry_sdk.add_breadcrumb(
                 category="pgpulse", type="default", level="warning", message=unused.describe(), data=_unused(unused)
             )
+        for opened in record.connections:
+            sentry_sdk.add_breadcrumb(
+                category="pgpulse",
+                type="default",
+                level="warning",
+                message=opened.describe(),
+                data=_connections(opened),
+            )
         if self.events:
             for found in findings:
                 if self._admit(found.finding.fingerprint):
@@ -144,6 +153,7 @@ def _annotate(span: Any, record: Record, findings: list[_Described]) -> None:
     transaction.set_data("pgpulse.db_ms", round(record.db_ms, 3))
     transaction.set_data("pgpulse.n_plus_one_count", len(record.findings))
     transaction.set_data("pgpulse.unused_eager_load_count", len(record.unused))
+    transaction.set_data("pgpulse.new_connections", record.new_connections)
     if not record.findings:
         return
     names = sorted({f.relationship or "repeated_query" for f in record.findings})
@@ -201,6 +211,18 @@ def _unused(unused: UnusedEagerLoad) -> dict[str, Any]:
         "pgpulse.source": str(unused.site) if unused.site else None,
         "pgpulse.statement": unused.statement,
         "pgpulse.fix": unused.fix,
+    }
+
+
+def _connections(found: NewConnections) -> dict[str, Any]:
+    return {
+        "pgpulse.kind": found.kind,
+        "pgpulse.count": found.count,
+        "pgpulse.connect_ms": round(found.connect_ms, 3),
+        "pgpulse.pool": found.pool,
+        "pgpulse.pool_class": found.pool_class,
+        "pgpulse.churn": found.churn,
+        "pgpulse.fix": found.fix,
     }
 
 
