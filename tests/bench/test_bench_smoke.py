@@ -74,6 +74,9 @@ def test_whole_app_pair_tunes_the_untuned_app_with_what_pgpulse_finds(smoke_run:
     # the profiler's N+1 on the lazy feed, and eager loading removing its queries
     assert any("Post.comments" in f for f in pair["facts"]["profiler_findings"])
     assert by["+ eager loading"]["queries_per_request"] < by["untuned"]["queries_per_request"]
+    # the profiler's new-connection finding on the NullPool app, and the pool step it led to
+    assert any(f.startswith("New connection per request") for f in pair["facts"]["profiler_connection_findings"])
+    assert by["+ QueuePool"]["because"].startswith("profiler: New connection per request"), by["+ QueuePool"]
     # the doctor saw the statistics 1/16 of the rows old; its ANALYZE fixes were applied
     assert {"ANALYZE posts", "ANALYZE comments"} <= set(pair["facts"]["doctor_fixes"])
     # advise --apply created an index on comments (post_id): the lazy/selectin loads' only access path

@@ -10,8 +10,7 @@ reaches the other pairs.
 The tuned direction, one fix at a time, each measured with the same mix:
 
 1. the profiler's N+1 finding on the feed (run in-process on the untuned app) → eager loading;
-2. a connection pool (QueuePool) instead of a connection per request — no pgpulse check reads the app's pool
-   class, the pooling pair measures this lesson;
+2. the profiler's new-connection-per-request finding (NullPool: every request forks a backend) → QueuePool;
 3. ``pgpulse doctor``'s findings on the untuned database: stale statistics → ANALYZE, autovacuum settings;
 4. ``pgpulse advise`` (its library API) on the workload pg_stat_statements recorded, ``--apply``.
 
@@ -191,7 +190,8 @@ async def measure(
 
 
 async def profiler_findings(url: str, path: str) -> list[str]:
-    """The profiler's N+1 findings for ``path`` on the untuned app, each as its one-line description + fix."""
+    """The profiler's findings for ``path`` on the untuned app (its N+1s, then its new connections per request),
+    each as its description + fix."""
     from pgpulse.db.urls import async_url
     from pgpulse.demo.app import create_app
     from pgpulse.profiler.context import Record
@@ -201,6 +201,7 @@ async def profiler_findings(url: str, path: str) -> list[str]:
 
     def hook(record: Record) -> None:
         found.extend(f.describe() for f in record.findings)
+        found.extend(f.describe() for f in record.connections)
 
     settings = Settings(pool="null", profiler_enabled=True)
     app = create_app(async_url(url).render_as_string(hide_password=False), settings, on_record=hook)
@@ -291,7 +292,9 @@ async def _run_steps(
     postmaster = await cpu.postmaster_of(url)
     null, queue = {"PGPULSE_POOL": "null"}, {"PGPULSE_POOL": "queue"}
     feed = f"/users/{ids.typical[0]}/posts?strategy=lazy"
-    nplusone = await profiler_findings(url, feed)
+    found = await profiler_findings(url, feed)
+    nplusone = [f for f in found if f.startswith("N+1")]
+    no_pool = [f for f in found if not f.startswith("N+1")]
     doctor_titles, doctor_fixes = await doctor_step(url, lambda _: None)
 
     async def step(s: Step) -> None:
@@ -300,7 +303,8 @@ async def _run_steps(
     await step(Step("untuned", null, "lazy", "lazy loading, NullPool, primary keys only, stale statistics"))
     eager_because = f"profiler: {nplusone[0].splitlines()[0]}" if nplusone else "profiler: no N+1 reported"
     await step(Step("+ eager loading", null, "selectin", eager_because))
-    await step(Step("+ QueuePool", queue, "selectin", "a pool instead of a connection per request (pooling pair)"))
+    pool_because = f"profiler: {no_pool[0].splitlines()[0]}" if no_pool else "profiler: no new-connection finding"
+    await step(Step("+ QueuePool", queue, "selectin", pool_because))
     await apply_fixes(url, doctor_fixes)
     await step(Step("+ doctor: ANALYZE, autovacuum", queue, "selectin", "doctor: " + "; ".join(doctor_fixes)))
     created = await advise_and_apply(url)
@@ -332,6 +336,7 @@ async def _run_steps(
     pair.facts.update(
         mix=[f"{m} {p}" for m, p, _ in mix(ids, "selectin")],
         profiler_findings=nplusone,
+        profiler_connection_findings=no_pool,
         doctor_findings=doctor_titles,
         doctor_fixes=doctor_fixes,
         advised=created,
