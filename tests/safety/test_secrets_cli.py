@@ -44,6 +44,13 @@ def bad_urls(pg_url: str) -> dict[str, str]:
     }
 
 
+# A URL missing its host: "user:secret" with no "@" reads as host:port, and the error about the bad port printed
+# the password (found by the targets-file work). Every command parses its URL the same way: each gets each case.
+NO_HOST_URLS = {
+    "user:password, no @": f"postgresql://postgres:{SECRET}",
+    "user:password/db, no @": f"postgresql://postgres:{SECRET}/postgres",
+    "user:pass#word, no @": f"postgresql://postgres:Hun#{SECRET}",
+}
 KEYWORD_DSN = f"host=127.0.0.1 port=5432 user=postgres password={SECRET} dbname=postgres"
 COMMANDS = ("doctor", "advise", "bench", "demo", "serve")
 # advise, bench, demo and serve parse and connect through the same code as doctor (db.engine, asyncpg):
@@ -87,6 +94,7 @@ def results(bad_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     tmp = str(tmp_path_factory.mktemp("bench-out"))
     runs = {(c, url): _command(c, url, tmp) for c in COMMANDS for url in _cases(c, bad_urls).values()}
     runs.update({("doctor", KEYWORD_DSN): _command("doctor", KEYWORD_DSN, tmp)})
+    runs.update({(c, url): _command(c, url, tmp) for c in COMMANDS for url in NO_HOST_URLS.values()})
     runs.update({("bench", url): _command("bench", url, tmp) for url in BENCH_BAD_URLS})
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip(runs, pool.map(_cli, runs.values()), strict=True))
@@ -117,6 +125,13 @@ def test_bad_urls_give_one_line_without_the_password(command: str, results: Resu
 def test_a_libpq_keyword_string_is_refused_without_echoing_its_password(results: Results) -> None:
     line = _assert_one_safe_line(results["doctor", KEYWORD_DSN], "doctor keyword DSN")
     assert "cannot parse database URL" in line and "password=***" in line, line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_url_missing_its_host_never_shows_the_password_it_ends_with(command: str, results: Results) -> None:
+    for case, url in NO_HOST_URLS.items():
+        line = _assert_one_safe_line(results[command, url], f"{command} / {case}")
+        assert "postgresql://postgres:***" in line, line
 
 
 @pytest.mark.parametrize(("url", "needle"), list(BENCH_BAD_URLS.items()))

@@ -73,6 +73,30 @@ def test_redact_url_masks_keyword_strings_and_keeps_socket_urls() -> None:
     assert redact_url("postgresql:///app?host=/tmp") == "postgresql:///app?host=/tmp"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # no "@": "bob:secret" reads as host:port; a port that is not digits is a password, and where it ends is
+        # unknowable (a raw / ? # in it splits it), so all that follows is masked too
+        (f"postgresql://bob:{SECRET}", "postgresql://bob:***"),
+        (f"postgresql://bob:{SECRET}/app", "postgresql://bob:***"),
+        (f"postgresql://bob:s3c/{SECRET}", "postgresql://bob:***"),
+        (f"postgresql://bob:s3c#{SECRET}", "postgresql://bob:***"),
+        (f"postgresql://bob:s3c?x={SECRET}", "postgresql://bob:***"),
+        (f"postgresql://db1:5432,bob:{SECRET}/app", "postgresql://db1:5432,bob:***"),
+        (f"postgresql://[::1]:{SECRET}/app", "postgresql://[::1]:***"),
+        # real ports stay: one host, several, IPv6, an empty port
+        ("postgresql://db:5432/app", "postgresql://db:5432/app"),
+        ("postgresql://db1:5432,db2:5433/app", "postgresql://db1:5432,db2:5433/app"),
+        ("postgresql://[::1]:5432/app", "postgresql://[::1]:5432/app"),
+        ("postgresql://db:/app", "postgresql://db:/app"),
+    ],
+)
+def test_redact_url_reads_a_non_numeric_port_as_a_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert SECRET not in redact_text(f"could not connect to {url}: refused")
+
+
 def test_redact_url_keeps_harmless_parts() -> None:
     assert redact_url("postgresql://bob:pw@db:5432/app?sslmode=require") == (
         "postgresql://bob:***@db:5432/app?sslmode=require"

@@ -60,6 +60,13 @@ def redact_url(url: str) -> str:
     if userinfo:
         user, colon, _password = userinfo.partition(":")
         netloc = f"{user}:{MASK}@{netloc}" if colon else f"{userinfo}@{netloc}"
+    else:
+        cut = _password_without_at(netloc)
+        if cut is not None:
+            # ``user:secret`` with no ``@`` (a URL missing its host): the "port" is a password. Where it ends is
+            # unknowable (a raw ``/``, ``?`` or ``#`` in it splits it into path, query or fragment), so
+            # everything after it is masked too.
+            return f"{scheme}://{netloc[:cut]}:{MASK}"
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
@@ -130,6 +137,22 @@ def redact_sql(sql: str, keep_numbers: bool = False) -> str:
     ``keep_numbers`` is for the output of ``normalize`` on one SELECT/INSERT/UPDATE/DELETE, where every value is
     already ``$n`` and the numbers left are structure (``varchar(10)``, ``ORDER BY 2``) that must stay valid SQL."""
     return _redact_constants(sql, keep_numbers).strip()
+
+
+def _password_without_at(netloc: str) -> int | None:
+    """Where a non-numeric "port" starts in ``netloc`` (``host:port[,host:port…]``, IPv6 in brackets), or None
+    when every port is digits (or absent)."""
+    offset = 0
+    for host in netloc.split(","):
+        rest = host
+        if rest.startswith("["):  # [::1]:5432
+            end = rest.find("]")
+            rest = rest[end + 1 :] if end >= 0 else ""
+        head, colon, port = rest.partition(":")
+        if colon and port and not port.isdigit():
+            return offset + (len(host) - len(rest)) + len(head)
+        offset += len(host) + 1
+    return None
 
 
 def redact_text(text: str) -> str:
