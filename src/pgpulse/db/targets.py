@@ -41,6 +41,7 @@ MAX_TARGETS = 10_000
 MAX_LINE = 8_192
 MAX_NAME = 200
 FORMS = "URL, NAME URL or NAME = URL"
+_TRAILING = "text after the URL: start a comment with ' #', write a blank inside a URL as %20"
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COMMENT = re.compile(r"(?:^|[ \t])#.*$")  # at the start, or after a blank: never inside a URL
@@ -133,15 +134,18 @@ def _target(line: str, where: str, default_name: Callable[[str], str]) -> Target
         words = line.split()
         if len(words) > 2:
             raise TargetsError(f"{where}: expected {FORMS}, found {len(words)} words: one database per line")
+        if len(words) == 2 and "://" in words[0]:
+            if "://" in words[1]:
+                raise TargetsError(f"{where}: two URLs on one line: one database per line ({FORMS})")
+            raise TargetsError(f"{where}: {_TRAILING}")
         name, url = (None, words[0]) if len(words) == 1 else (words[0], words[1])
-    if name is not None:
-        if "://" in name:
-            raise TargetsError(f"{where}: two URLs on one line: one database per line ({FORMS})")
-        if len(name) > MAX_NAME:
-            raise TargetsError(f"{where}: the name is longer than {MAX_NAME} characters: give a shorter one")
+    if name is not None and len(name) > MAX_NAME:
+        raise TargetsError(f"{where}: the name is longer than {MAX_NAME} characters: give a shorter one")
     url = _expand(url, where)
-    if not url or any(c.isspace() for c in url):
-        raise TargetsError(f"{where}: expected {FORMS} (a URL has no blanks; write a blank in it as %20)")
+    if not url:
+        raise TargetsError(f"{where}: nothing after '=': write NAME = URL")
+    if any(c.isspace() for c in url):
+        raise TargetsError(f"{where}: {_TRAILING}")
     if "://" not in url:  # not shown: without a scheme it may be user:password@host, which nothing would mask
         raise TargetsError(f"{where}: no postgresql:// URL on the line: expected {FORMS}")
     try:
@@ -167,8 +171,11 @@ def _scrub(message: str, url: str) -> str:
     The URL module's messages show the URL through ``redact_url``; this catches what that cannot know to be a
     password, e.g. ``postgresql://user:secret`` with no ``@`` (which parses as host ``user``, port ``secret``)."""
     _, _, rest = url.partition("://")
-    authority = rest.rpartition("@")[0] if "@" in rest else re.split(r"[/?]", rest, maxsplit=1)[0]
-    secrets = [authority.partition(":")[2]]
+    if "@" in rest:
+        secrets = [rest.rpartition("@")[0].partition(":")[2]]
+    else:  # host:port, or user:password without its '@'; a raw '#' may be in the password or start a fragment
+        heads = (re.split(r"[/?]", rest, maxsplit=1)[0], re.split(r"[/?#]", rest, maxsplit=1)[0])
+        secrets = [p for p in (h.partition(":")[2] for h in heads) if not p.isdigit()]
     query = rest.partition("?")[2]
     secrets += [v for k, v in parse_qsl(query, keep_blank_values=True) if _SECRET_KEY.search(k)]
     secrets += [v for k, v in (p.partition("=")[::2] for p in query.split("&")) if _SECRET_KEY.search(k)]
