@@ -3,10 +3,10 @@
 
 The format (README, "Targets file")::
 
-    # the fleet                                         <- a comment line
-    postgresql://app@db1.internal/app                   <- URL: the command names it
-    replica postgresql://ro@db2.internal/app            <- NAME URL
-    billing = postgresql://app:${BILLING_PW}@db3/bill   # NAME = URL (spaces around = optional), a trailing comment
+    # the fleet (a comment line)
+    postgresql://app@db1.internal/app                        # URL: the command names it
+    replica postgresql://ro:pa#ss@db2.internal/app           # NAME URL; a '#' in a password stays
+    billing = postgresql://app:${BILLING_PW}@db3:6432/bill   # NAME = URL (spaces around '=' optional)
 
 - A ``#`` starts a comment only as the first non-blank character of a line or right after a space or tab. A URL
   never contains a blank, so a comment can never cut one: a ``#`` in a password (raw or ``%23``) stays.
