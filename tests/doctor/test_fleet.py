@@ -18,9 +18,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from pgpulse.db.databases import create_database
+from pgpulse.db.targets import Target, parse_targets
 from pgpulse.demo.embedded import EmbeddedPostgres, ephemeral_server, free_port
 from pgpulse.doctor.check import Options, Severity
-from pgpulse.doctor.fleet import FleetTarget, audit_one, parse_targets
+from pgpulse.doctor.fleet import audit_one
 
 from .test_runner_and_cli import doctor
 
@@ -102,7 +103,7 @@ async def test_fifty_databases_on_one_server_and_two_on_another(
 
 
 async def test_a_budget_that_runs_out_skips_the_rest_and_says_so(db: str) -> None:
-    audit = await audit_one(FleetTarget("tiny", db), Options(), budget_seconds=0)
+    audit = await audit_one(Target("tiny", db), Options(), budget_seconds=0)
     assert audit.report is not None and all(
         "time budget (0 s) ran out" in (r.skipped or "") for r in audit.report.results
     )
@@ -112,8 +113,8 @@ async def test_a_budget_that_runs_out_skips_the_rest_and_says_so(db: str) -> Non
 
 def test_targets_file_lines() -> None:
     assert parse_targets("# fleet\n\nprod postgresql://u:p@h/db\npostgresql://u:p@h2/db2\n") == [
-        FleetTarget("prod", "postgresql://u:p@h/db"),
-        FleetTarget("postgresql://u:***@h2/db2", "postgresql://u:p@h2/db2"),
+        Target("prod", "postgresql://u:p@h/db"),
+        Target("postgresql://u:***@h2/db2", "postgresql://u:p@h2/db2"),
     ]
-    with pytest.raises(Exception, match="line 1: expected 'URL' or 'NAME URL'"):
+    with pytest.raises(Exception, match="targets:1: expected URL, NAME URL or NAME = URL"):
         parse_targets("a b c")

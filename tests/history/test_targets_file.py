@@ -1,4 +1,5 @@
-"""Targets files for ``history collect``: names, comments, ${VAR} from the environment, one-line errors."""
+"""Targets files as ``history collect`` reads them (the shared parser, history's naming): names, comments, ${VAR}
+from the environment, one-line errors. The format itself is tested in tests/test_targets_file.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pgpulse.history.targets import TargetsError, default_name, read_targets_file
+from pgpulse.db.targets import TargetsError, read_targets
+from pgpulse.history.targets import default_name
 
 
 def test_names_comments_and_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,7 +20,7 @@ def test_names_comments_and_variables(tmp_path: Path, monkeypatch: pytest.Monkey
         "\n"
         "postgresql://ro@replica.internal/app\n"
     )
-    targets = read_targets_file(path)
+    targets = read_targets(path, default_name=default_name)
     assert [(t.name, t.url) for t in targets] == [
         ("app", "postgresql://app:s3cret-1@db.internal:6432/app"),
         ("replica.internal:5432/app", "postgresql://ro@replica.internal/app"),
@@ -33,8 +35,8 @@ def test_the_default_name_never_carries_the_user_or_password() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("", "lists no targets"),
-        ("a = postgresql://h/x\na = postgresql://h/y\n", "target names must be unique (a repeated)"),
+        ("", "no targets in the file"),
+        ("a = postgresql://h/x\na = postgresql://h/y\n", ":2: the name 'a' is already used on line 1"),
         ("a = mysql://h/x\n", ":1: 'mysql' is not PostgreSQL"),
     ],
 )
@@ -42,5 +44,5 @@ def test_bad_files_are_one_line_errors(tmp_path: Path, body: str, message: str) 
     path = tmp_path / "targets"
     path.write_text(body)
     with pytest.raises(TargetsError) as info:
-        read_targets_file(path)
+        read_targets(path, default_name=default_name)
     assert message in str(info.value) and "\n" not in str(info.value)

@@ -18,8 +18,8 @@ from pgpulse.errors import UserError
 from pgpulse.formats import Format
 
 if TYPE_CHECKING:
+    from pgpulse.db.targets import Target
     from pgpulse.doctor.check import Options, Severity
-    from pgpulse.doctor.fleet import FleetTarget
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
@@ -44,7 +44,9 @@ def doctor(
         None, help="postgresql://… to audit (several: a fleet); default: $DATABASE_URL, else the demo database."
     ),
     targets: Path | None = typer.Option(
-        None, "--targets", help="File with one database per line: URL, or NAME URL. Audited as a fleet."
+        None,
+        "--targets",
+        help="File with one database per line: URL, NAME URL or NAME = URL (README: Targets file). Audited as a fleet.",
     ),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     fail_on: FailOn = typer.Option(FailOn.warning, help="Exit 1 when a finding is at least this severe."),
@@ -70,9 +72,9 @@ def doctor(
     """Audit PostgreSQL read-only: indexes, constraints, sequences, vacuum, bloat, statistics, settings,
     connections, locks, replication, queries."""
     from pgpulse.cli.target import resolve_or_fail
+    from pgpulse.db.targets import Target, read_targets
     from pgpulse.db.urls import redact
     from pgpulse.doctor.check import Options, Severity
-    from pgpulse.doctor.fleet import FleetTarget, read_targets
     from pgpulse.doctor.report import exit_code, render_json, render_markdown, render_table
     from pgpulse.doctor.runner import ConnectError, run_checks
     from pgpulse.formats import emit
@@ -88,7 +90,7 @@ def doctor(
             idle_in_transaction_seconds=idle_in_transaction_seconds,
             memory_bytes=parse_size(memory) if memory is not None else None,
         )
-        fleet = [FleetTarget(name=redact(u), url=u) for u in database_urls or []]
+        fleet = [Target(name=redact(u), url=u) for u in database_urls or []]
         if targets is not None:
             fleet += read_targets(targets)
     except UserError as exc:
@@ -121,7 +123,7 @@ def doctor(
 
 
 def _fleet(
-    fleet: list[FleetTarget], options: Options, format: Format, fail_on: Severity, concurrency: int, budget: float
+    fleet: list[Target], options: Options, format: Format, fail_on: Severity, concurrency: int, budget: float
 ) -> NoReturn:
     from rich.console import Console
 

@@ -96,13 +96,14 @@ def snapshot(
 ) -> None:
     """Take one snapshot of a database's statistics (read-only) and record it in the store."""
     from pgpulse.cli.target import resolve_or_fail
+    from pgpulse.db.targets import Target
     from pgpulse.history.collect import snapshot_once
-    from pgpulse.history.targets import HistoryTarget, default_name
+    from pgpulse.history.targets import default_name
 
     resolved = resolve_or_fail(database_url)
     try:
         store_url = _require_store(store, resolved.url, store_in_target)
-        target = HistoryTarget(name or default_name(resolved.url), resolved.url)
+        target = Target(name or default_name(resolved.url), resolved.url)
         recorded: Recorded = asyncio.run(snapshot_once(target, store_url))
     finally:
         resolved.close()
@@ -114,7 +115,9 @@ def collect(
     database_url: str | None = TARGET_ARGUMENT,
     store: str | None = STORE_OPTION,
     every: str = typer.Option("5m", "--every", help="Interval between snapshots: 30s, 5m, 1h…"),
-    targets: Path | None = typer.Option(None, "--targets", help="File of targets: `name = postgresql://…` per line."),
+    targets: Path | None = typer.Option(
+        None, "--targets", help="File of targets, one per line: URL, NAME URL or NAME = URL (the doctor's format)."
+    ),
     once: bool = typer.Option(False, "--once", help="One round, then exit (for cron or a Kubernetes CronJob)."),
     retention: str = typer.Option(
         "raw:2d,1h:30d,1d:365d", "--retention", help="Downsampling levels: resolution:keep, finest first."
@@ -123,9 +126,10 @@ def collect(
     store_in_target: bool = typer.Option(False, "--store-in-target", help="Allow the store to be the target."),
 ) -> None:
     """Snapshot one or many targets on a schedule, applying retention after each round (Ctrl-C stops cleanly)."""
+    from pgpulse.db.targets import Target, TargetsError, read_targets
     from pgpulse.history.collect import snapshot_once
     from pgpulse.history.retention import Policy, PolicyError, parse_duration
-    from pgpulse.history.targets import HistoryTarget, TargetsError, default_name, read_targets_file
+    from pgpulse.history.targets import default_name
 
     try:
         interval = parse_duration(every)
@@ -133,12 +137,12 @@ def collect(
         if targets is not None:
             if database_url is not None:
                 fail("give either a database URL or --targets FILE, not both")
-            chosen = read_targets_file(targets)
+            chosen = read_targets(targets, default_name=default_name)
         else:
             from pgpulse.cli.target import resolve_or_fail
 
             resolved = resolve_or_fail(database_url, keep_running=True)
-            chosen = [HistoryTarget(name or default_name(resolved.url), resolved.url)]
+            chosen = [Target(name or default_name(resolved.url), resolved.url)]
     except (PolicyError, TargetsError, ValueError) as exc:
         fail(one_line(exc))
     if interval < timedelta(seconds=1):

@@ -1,4 +1,5 @@
-"""Audit many databases at once: ``pgpulse doctor URL URL …`` or ``--targets FILE``.
+"""Audit many databases at once: ``pgpulse doctor URL URL …`` or ``--targets FILE`` (read by
+:mod:`pgpulse.db.targets`, the format ``history collect --targets`` reads too).
 
 Each database gets its own connection, its own time budget and its own report; they run concurrently
 (bounded, so 50 databases on one server do not become 50 simultaneous heavy catalog scans). A database
@@ -13,28 +14,21 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from pgpulse.db.targets import Target
 from pgpulse.doctor import DEFAULT_BUDGET_SECONDS, DEFAULT_CONCURRENCY
 from pgpulse.doctor.check import Finding, Options, Severity
 from pgpulse.doctor.runner import ConnectError, Report, run_checks
-from pgpulse.errors import UserError
 from pgpulse.sql import redact_text, redact_url
 
 HARD_DEADLINE_GRACE = 5.0
-
-
-@dataclass(frozen=True)
-class FleetTarget:
-    name: str
-    url: str
 
 
 @dataclass
 class Audit:
     """One database's outcome: its report, or why there is none (as a finding)."""
 
-    target: FleetTarget
+    target: Target
     report: Report | None = None
     failure: Finding | None = None
     seconds: float = 0.0
@@ -53,41 +47,11 @@ class Audit:
         return max((f.severity for f in self.findings), default=None)
 
 
-def parse_targets(text: str, source: str = "targets") -> list[FleetTarget]:
-    """One target per line: ``URL`` or ``NAME URL``; blank lines and ``#`` comments are skipped."""
-    targets = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):  # whole-line comments only: a password may contain '#'
-            continue
-        parts = line.split()
-        if len(parts) == 1:
-            targets.append(FleetTarget(name=redact_url(parts[0]), url=parts[0]))
-        elif len(parts) == 2 and "://" not in parts[0]:
-            targets.append(FleetTarget(name=parts[0], url=parts[1]))
-        else:
-            raise UserError(f"{source} line {number}: expected 'URL' or 'NAME URL'")
-        if "://" not in targets[-1].url:
-            raise UserError(f"{source} line {number}: {redact_text(targets[-1].url)} is not a postgresql:// URL")
-    return targets
-
-
-def read_targets(path: Path) -> list[FleetTarget]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
-    targets = parse_targets(text, str(path))
-    if not targets:
-        raise UserError(f"{path} lists no databases (one URL per line, optionally preceded by a name)")
-    return targets
-
-
 def _failure(title: str, fix: str | None = None) -> Finding:
     return Finding(check="connect", severity=Severity.critical, object="database", title=title, fix=fix)
 
 
-async def audit_one(target: FleetTarget, options: Options, budget_seconds: float) -> Audit:
+async def audit_one(target: Target, options: Options, budget_seconds: float) -> Audit:
     began = time.perf_counter()
     audit = Audit(target)
     try:
@@ -112,7 +76,7 @@ async def audit_one(target: FleetTarget, options: Options, budget_seconds: float
 
 
 async def audit_fleet(
-    targets: Sequence[FleetTarget],
+    targets: Sequence[Target],
     options: Options | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
@@ -121,7 +85,7 @@ async def audit_fleet(
     gate = asyncio.Semaphore(concurrency)
     opts = options or Options()
 
-    async def one(target: FleetTarget) -> Audit:
+    async def one(target: Target) -> Audit:
         async with gate:
             return await audit_one(target, opts, budget_seconds)
 

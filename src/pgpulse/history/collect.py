@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
+from pgpulse.db.targets import Target
 from pgpulse.history.retention import Policy, apply_retention
 from pgpulse.history.snapshot import read_snapshot
 from pgpulse.history.store import Recorded, open_store
-from pgpulse.history.targets import HistoryTarget
 
 
-async def snapshot_once(target: HistoryTarget, store_url: str, policy: Policy | None = None) -> Recorded:
+async def snapshot_once(target: Target, store_url: str, policy: Policy | None = None) -> Recorded:
     """Read one snapshot of ``target`` and record it (migrating a new store first); optionally apply retention."""
     snap = await read_snapshot(target.url)
     store = await open_store(store_url)
