@@ -100,6 +100,8 @@ def _format_budget_failure(limit: int, record: Record) -> str:
     lines = [f"expected at most {limit} queries, {record.query_count} ran:"]
     for i, query in enumerate(record.queries, 1):
         lines.append(f"  {i:>3}. {shape(query.statement)}  ({query.duration_ms:.2f} ms)")
+    if record.dropped:
+        lines.append(f"  … and {record.dropped} more, not kept (a record keeps its first {len(record.queries)})")
     if record.findings:
         lines.append("")
         lines.extend(f.describe() for f in record.findings)

@@ -23,7 +23,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 # An app with no logging setup of its own: the README's one call, then CitizenApp with every event provoked
 # once — a lazy N+1, an eager load nothing reads, a failing statement, a route on a NullPool engine (twice: logged
-# once), every statement slow (threshold 0 ms, parameters logged), and an on_record hook that raises.
+# once), a request past the record's cap (MAX_QUERIES_KEPT statements, on an engine of its own that is not slow),
+# every other statement slow (threshold 0 ms, parameters logged), and an on_record hook that raises.
 SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
@@ -43,11 +44,14 @@ SCRIPT = textwrap.dedent(
     from pgpulse.demo.app import create_app
     from pgpulse.demo.models import User
     from pgpulse.profiler import instrument
+    from pgpulse.profiler.context import MAX_QUERIES_KEPT
     from pgpulse.settings import Settings
 
     URL, UID = sys.argv[1], int(sys.argv[2])
     UNPOOLED = create_async_engine(async_url(URL), poolclass=NullPool)
     instrument(UNPOOLED, pool_name="unpooled", slow_query_ms=0, log_parameters=True)
+    BULK = create_async_engine(async_url(URL))
+    instrument(BULK, pool_name="bulk")
 
 
     def broken_hook(record):
@@ -76,14 +80,23 @@ SCRIPT = textwrap.dedent(
         return {}
 
 
+    async def truncated():
+        async with BULK.connect() as conn:
+            for _ in range(MAX_QUERIES_KEPT + 1):
+                await conn.execute(text("SELECT 1"))
+        return {}
+
+
     async def main():
         app = create_app(URL, Settings(slow_query_ms=0, log_parameters=True), on_record=broken_hook)
         app.add_api_route("/unused", unused)
         app.add_api_route("/failing", failing)
         app.add_api_route("/unpooled", unpooled)
+        app.add_api_route("/truncated", truncated)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
         async with app.router.lifespan_context(app), client:
-            for path in (f"/users/{UID}/posts?strategy=lazy", "/unused", "/failing", "/unpooled", "/unpooled"):
+            paths = (f"/users/{UID}/posts?strategy=lazy", "/unused", "/failing", "/unpooled", "/unpooled", "/truncated")
+            for path in paths:
                 response = await client.get(path)
                 assert response.status_code == 200, response.text
 
@@ -114,7 +127,7 @@ def test_every_json_line_matches_the_documented_schema(db: Any) -> None:
     for line in lines:
         _check(line)
     assert {line["event"] for line in lines} == set(EVENTS)  # each documented event was emitted and checked
-    [nplusone] = [line for line in lines if line["event"] == "n_plus_one"]
+    [nplusone] = [line for line in lines if line["event"] == "n_plus_one" and line["route"] != "/truncated"]
     assert nplusone["relationship"] == "Post.comments" and nplusone["count"] == 50 and nplusone["level"] == "warning"
     assert nplusone["route"] == "/users/{user_id}/posts" and nplusone["method"] == "GET"
     [unused] = [line for line in lines if line["event"] == "unused_eager_load"]
@@ -124,9 +137,11 @@ def test_every_json_line_matches_the_documented_schema(db: Any) -> None:
     [unpooled] = [line for line in lines if line["event"] == "new_connection_per_request"]  # two requests, one line
     assert unpooled["route"] == "/unpooled" and unpooled["pool_class"] == "NullPool" and unpooled["count"] == 1
     hooks = [line for line in lines if line["event"] == "on_record_hook_failed"]
-    assert len(hooks) == 5 and {h["error"] for h in hooks} == {"RuntimeError"} and hooks[0]["level"] == "error"
+    assert len(hooks) == 6 and {h["error"] for h in hooks} == {"RuntimeError"} and hooks[0]["level"] == "error"
+    [truncated] = [line for line in lines if line["event"] == "record_truncated"]
+    assert truncated["route"] == "/truncated" and truncated["kept"] == 10_000 and truncated["total"] == 10_001
     slow = [line for line in lines if line["event"] == "slow_query"]
-    assert len(slow) >= 52 + 1 + 1 + 2  # every statement of the five requests crossed the 0 ms threshold
+    assert len(slow) >= 52 + 1 + 1 + 2  # every statement of the first five requests crossed the 0 ms threshold
     assert all("parameters" in line for line in slow)  # the optional field, present with log_parameters=True
 
 

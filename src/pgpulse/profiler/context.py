@@ -7,6 +7,12 @@ its queries and findings up to the outer record when it closes.
 A closed record accepts nothing: a task spawned by a request copies its context, so it still sees the record
 after the response went out; the listeners check ``closed`` and leave it alone (issue 10 §3).
 
+An open record is bounded too, whatever runs inside it (a batch job in ``profile()``, an N+1 over a million rows):
+it keeps the first :data:`MAX_QUERIES_KEPT` statements, :data:`MAX_EAGER_KEPT` eager-load options and
+:data:`MAX_DEPTHS_TRACKED` objects of a self-referential walk. Past the cap a statement is counted, not kept
+(:class:`Overflow`): ``query_count``, ``db_ms``, ``counts`` and the duration histogram stay exact, N+1 detection
+reads the kept part (and one located sample per shape that repeated only later), and the findings say so.
+
 SQLAlchemy's async layer runs ORM code in a greenlet whose ``gr_context`` is the awaiting task's context, so
 the listeners see the same contextvar as the request — the tests check this for every loading pattern.
 """
@@ -14,6 +20,7 @@ the listeners see the same contextvar as the request — the tests check this fo
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -23,13 +30,34 @@ from typing import Any
 
 from pgpulse.profiler.sites import Site
 
+# A kept statement costs ≈ 165 bytes (measured with tracemalloc: 3.3 MB for 20,000 plain SELECTs — the slotted
+# event, its two floats, the list slot; the statement and fingerprint strings are shared with SQLAlchemy's and
+# pgpulse.sql's caches), ≈ 250 for a lazy load (its LoadInfo), so 10,000 kept statements are 1.6-2.5 MB per
+# record (more with log_parameters, which keeps each statement's values: not bounded by this count).
+# N+1 detection needs far fewer: a shape is an N+1 from its 5th repeat (the default threshold) and the stack is
+# walked only for its first 100 repeats, so an N+1 shows in the first few hundred statements of its loop; the
+# dashboard shows 200 statements of a request. 10,000 leaves every real request whole (CitizenApp's worst,
+# an N+1 page, runs 52) and only cuts a runaway one.
+MAX_QUERIES_KEPT = 10_000
+# One EagerUse per eager-load option per executed query with options (≈ 200 bytes each): unused-eager detection
+# judges an option from its first run, so the first 10,000 are as good as all of them.
+MAX_EAGER_KEPT = 10_000
+# One entry per object loaded lazily in a self-referential walk (its InstanceState → level). A walk 10,000
+# objects wide is already the finding; objects past the cap are not tracked (their children would count from
+# level 2), the levels of those tracked stay right, and ``levels`` is the maximum over the kept lazy loads.
+MAX_DEPTHS_TRACKED = 10_000
+
 __all__ = [
+    "MAX_DEPTHS_TRACKED",
+    "MAX_EAGER_KEPT",
+    "MAX_QUERIES_KEPT",
     "ConnectReason",
     "EagerUse",
     "LoadInfo",
     "LoadKind",
     "NPlusOne",
     "NewConnections",
+    "Overflow",
     "QueryEvent",
     "Record",
     "Site",
@@ -98,6 +126,46 @@ def relationship_name(prop: Any) -> str:
 
 
 @dataclass(slots=True)
+class Overflow:
+    """What a record knows of the statements it did not keep (past :data:`MAX_QUERIES_KEPT`): a few counters and
+    one histogram's worth of buckets, whatever their number. None on the record until the cap is reached, so the
+    listener's common path never touches it."""
+
+    bounds: tuple[float, ...]  # the duration histogram's bucket bounds (seconds), +Inf last
+    count: int = 0  # statements not kept (failed ones included)
+    buckets: list[int] = field(default_factory=list)  # their durations, counted per histogram bucket
+    seconds: float = 0.0  # and summed
+    # (fingerprint, lazy relationship or None) — the shapes N+1 detection groups by — → successful runs not kept,
+    # and their time (ms)
+    shapes: dict[tuple[str, Any], int] = field(default_factory=dict)
+    shape_ms: dict[tuple[str, Any], float] = field(default_factory=dict)
+    # the first located run not kept of each shape that repeated (its line): detection finds an N+1 that began
+    # only after the cap from it. One per shape, so bounded like ``Record.counts``.
+    samples: dict[tuple[str, Any], QueryEvent] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)  # error class → failed statements not kept
+    logged: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.buckets:
+            self.buckets = [0] * len(self.bounds)
+
+    def add(self, duration_ms: float, error: str | None = None) -> None:
+        """Count one statement that was not kept."""
+        seconds = duration_ms / 1000.0
+        self.count += 1
+        self.buckets[bisect_left(self.bounds, seconds)] += 1
+        self.seconds += seconds
+        if error is not None:
+            self.failed[error] = self.failed.get(error, 0) + 1
+
+
+def new_overflow() -> Overflow:
+    from pgpulse.profiler.metrics import QUERY_SECONDS
+
+    return Overflow(QUERY_SECONDS.bounds)
+
+
+@dataclass(slots=True)
 class NPlusOne:
     """A query shape repeated ``count`` times from one call site in one unit of work, with the fix."""
 
@@ -113,6 +181,12 @@ class NPlusOne:
     method: str | None = None
     during_serialization: str | None = None  # "list_items() with response_model=list[ItemOut]"
     levels: int = 1  # self-referential relationships: how many levels deep the lazy loads went
+    # Set when the record kept only the first ``inspected`` of its ``total`` statements (MAX_QUERIES_KEPT): the
+    # site, statement and fix come from those; ``count`` is the shape's exact total when one line ran it, and a
+    # lower bound (``at_least``) when the kept part shows it from several lines.
+    inspected: int | None = None
+    total: int | None = None
+    at_least: bool = False
 
     @property
     def kind(self) -> str:
@@ -120,14 +194,17 @@ class NPlusOne:
 
     def describe(self) -> str:
         where = f" at {self.site}" if self.site and self.site.filename else ""
+        times = f"{'at least ' if self.at_least else ''}{self.count} times"
         if self.relationship:
             if self.levels > 1:
                 via = f" walked {self.levels} levels deep"
             else:
                 via = f" (on objects loaded by {self.loaded_via})" if self.loaded_via else ""
-            head = f"N+1: lazy load of {self.relationship}{via} ran {self.count} times{where}"
+            head = f"N+1: lazy load of {self.relationship}{via} ran {times}{where}"
         else:
-            head = f"N+1: the same query ran {self.count} times{where}"
+            head = f"N+1: the same query ran {times}{where}"
+        if self.inspected is not None and self.total is not None:
+            head += f" ({self.inspected:,} of {self.total:,} queries inspected)"
         lines = [head]
         if self.during_serialization:
             lines.append(
@@ -245,6 +322,13 @@ class Record:
     # is: one entry per instrumented engine at most
     opened: dict[Any, Opened] | None = None
     connections: list[NewConnections] = field(default_factory=list)
+    overflow: Overflow | None = None  # past MAX_QUERIES_KEPT: the statements counted, not kept
+    eager_dropped: int = 0  # eager-load options past MAX_EAGER_KEPT, not judged
+
+    @property
+    def dropped(self) -> int:
+        """Statements run but not kept in ``queries`` (past MAX_QUERIES_KEPT)."""
+        return self.overflow.count if self.overflow is not None else 0
 
     @property
     def new_connections(self) -> int:
@@ -258,7 +342,9 @@ class Record:
 
     @property
     def query_count(self) -> int:
-        return len(self.queries)
+        """Every statement the record saw, kept or not (``queries`` holds the first MAX_QUERIES_KEPT)."""
+        overflow = self.overflow
+        return len(self.queries) + (overflow.count if overflow is not None else 0)
 
     @property
     def elapsed_ms(self) -> float:
@@ -268,7 +354,21 @@ class Record:
 
     @property
     def failed(self) -> list[QueryEvent]:
+        """The failed statements kept (``failed_count`` counts those past the cap too)."""
         return [q for q in self.queries if q.error is not None]
+
+    @property
+    def failed_by_error(self) -> dict[str, int]:
+        """Error class → failed statements, kept or not."""
+        by_error: dict[str, int] = dict(self.overflow.failed) if self.overflow is not None else {}
+        for query in self.failed:
+            error = query.error or ""
+            by_error[error] = by_error.get(error, 0) + 1
+        return by_error
+
+    @property
+    def failed_count(self) -> int:
+        return sum(self.failed_by_error.values())
 
     def route_name(self) -> str | None:
         if self.route is None and self.scope is not None and "route" in self.scope:
@@ -303,10 +403,12 @@ def close_record(record: Record, token: object) -> None:
     record.unused.extend(detect_unused(record))
     if record.opened:
         record.connections.extend(detect_new_connections(record))
+    if record.overflow is not None:
+        log_truncated(record)
     _current.reset(token)  # type: ignore[arg-type]
     parent = record.parent
     if parent is not None and not parent.closed:
-        parent.queries.extend(record.queries)
+        hand_up(record, parent)
         parent.db_ms += record.db_ms
         parent.findings.extend(record.findings)
         parent.unused.extend(record.unused)
@@ -316,17 +418,75 @@ def close_record(record: Record, token: object) -> None:
         observe_durations(record)
 
 
+def keep_query(record: Record, query: QueryEvent) -> None:
+    """Append ``query`` to the record's list, or count it past the cap (failed statements, nested records)."""
+    if len(record.queries) < MAX_QUERIES_KEPT:
+        record.queries.append(query)
+        return
+    overflow = record.overflow
+    if overflow is None:
+        overflow = record.overflow = new_overflow()
+    overflow.add(query.duration_ms, query.error)
+
+
+def hand_up(record: Record, parent: Record) -> None:
+    """A nested record's statements join its parent's: as many as the parent's cap leaves room for, the rest (and
+    those the child did not keep either) counted in the parent's overflow, so the totals add up exactly. The
+    shapes and samples stay the child's: its N+1s were detected already and go up as findings."""
+    room = max(MAX_QUERIES_KEPT - len(parent.queries), 0)
+    parent.queries.extend(record.queries[:room])
+    rest = record.queries[room:]
+    child = record.overflow
+    if not rest and child is None:
+        return
+    overflow = parent.overflow
+    if overflow is None:
+        overflow = parent.overflow = new_overflow()
+    for query in rest:
+        overflow.add(query.duration_ms, query.error)
+    if child is not None:
+        overflow.count += child.count
+        overflow.seconds += child.seconds
+        for index, n in enumerate(child.buckets):
+            overflow.buckets[index] += n
+        for error, n in child.failed.items():
+            overflow.failed[error] = overflow.failed.get(error, 0) + n
+
+
+def log_truncated(record: Record) -> None:
+    """One line per record that overflowed, when it closes (the totals are known then)."""
+    overflow = record.overflow
+    if overflow is None or overflow.logged:
+        return
+    overflow.logged = True
+    import structlog
+
+    structlog.get_logger("pgpulse.profiler").warning(
+        "record_truncated",
+        route=record.route_name(),
+        method=record.method,
+        kept=len(record.queries),
+        total=record.query_count,
+    )
+
+
 def observe_durations(record: Record) -> None:
     """Feed the query-duration histogram once per record, when it closes: off each query's path (the listener
-    only appends a QueryEvent), and with the route known for every query, even those run before routing."""
+    only appends a QueryEvent), and with the route known for every query, even those run before routing. The
+    statements past the cap were counted into buckets as they ran: added here with the same labels."""
     from pgpulse.profiler.metrics import QUERY_SECONDS
 
-    if record.queries:
+    overflow = record.overflow
+    if record.queries or (overflow is not None and overflow.count):
         from pgpulse.profiler.routes import UNMATCHED
 
         # A request that matched no route is one label, as in the middleware's metrics; a profile() block has none.
         route = record.route_name() or (UNMATCHED if record.scope is not None else "")
-        QUERY_SECONDS.observe_many(route, [q.duration_ms / 1000.0 for q in record.queries], record.method or "")
+        method = record.method or ""
+        if record.queries:
+            QUERY_SECONDS.observe_many(route, [q.duration_ms / 1000.0 for q in record.queries], method)
+        if overflow is not None and overflow.count:
+            QUERY_SECONDS.observe_counted(route, overflow.buckets, overflow.seconds, method)
 
 
 @contextmanager

@@ -6,8 +6,10 @@ registered (OpenTelemetry's way: each one is recorded as it is added). Calling `
 instrumented engine updates its configuration — the one source every record of that engine honours.
 
 Hot-path budget (measured in ``pgpulse.bench.profiler_overhead``): a contextvar read, two ``perf_counter()``
-calls, a cached fingerprint lookup, one execution-option lookup, a dict increment and a list append. No
-string formatting, no stack walk, no logging unless a threshold trips (slow query, a repeated shape).
+calls, a cached fingerprint lookup, one execution-option lookup, a dict increment, a ``len()`` comparison with
+the record's cap and a list append. No string formatting, no stack walk, no logging unless a threshold trips
+(slow query, a repeated shape). Past the cap (``context.MAX_QUERIES_KEPT``) a statement takes ``_overflow``
+instead of the append: a histogram bucket and a per-shape counter, no event kept.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pgpulse.profiler import metrics, orm
 from pgpulse.profiler.connections import PoolWatch, count_connection
-from pgpulse.profiler.context import LoadInfo, LoadKind, QueryEvent, _current
+from pgpulse.profiler.context import (
+    MAX_QUERIES_KEPT,
+    LoadInfo,
+    LoadKind,
+    QueryEvent,
+    Record,
+    _current,
+    keep_query,
+    new_overflow,
+)
 from pgpulse.profiler.sites import find_site
 from pgpulse.profiler.statements import shape
 from pgpulse.profiler.unused import unused_shapes
@@ -206,6 +217,7 @@ def _statement_listeners(config: ProfilerConfig) -> tuple[Listener, Listener, Li
     clock = time.perf_counter
     lazy = LoadKind.LAZY
     batch = LoadKind.BATCH
+    max_kept = MAX_QUERIES_KEPT
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> Any:
         if context is not None:
@@ -257,19 +269,25 @@ def _statement_listeners(config: ProfilerConfig) -> tuple[Listener, Listener, Li
                 for use in load.eager:
                     use.statement, use.fingerprint = original, fp
                     use.rows, use.site = use.rows + max(rows, 0), eager_site
-        record.queries.append(
-            QueryEvent(
-                fp,
-                original,
-                duration_ms,
-                rows,
-                load,
-                parameters if config.log_parameters else None,
-                site,
-                None,
-                started,
+        queries = record.queries
+        if len(queries) < max_kept:
+            queries.append(
+                QueryEvent(
+                    fp,
+                    original,
+                    duration_ms,
+                    rows,
+                    load,
+                    parameters if config.log_parameters else None,
+                    site,
+                    None,
+                    started,
+                )
             )
-        )
+        else:
+            _overflow(
+                record, fp, original, duration_ms, rows, load, parameters if config.log_parameters else None, site
+            )
         record.db_ms += duration_ms
 
     def on_error(exception_context: Any) -> None:
@@ -295,10 +313,36 @@ def _statement_listeners(config: ProfilerConfig) -> tuple[Listener, Listener, Li
             return
         load = getattr(context, "execution_options", _NO_OPTIONS).get(_LOAD) if context is not None else None
         failed = QueryEvent(fingerprint(statement), statement, duration_ms, -1, load, None, None, error, started or 0.0)
-        record.queries.append(failed)
+        keep_query(record, failed)  # the same cap as the others
         record.db_ms += duration_ms
 
     return before, after, on_error
+
+
+def _overflow(
+    record: Record,
+    fp: str,
+    statement: str,
+    duration_ms: float,
+    rows: int,
+    load: LoadInfo | None,
+    parameters: Any,
+    site: Any,
+) -> None:
+    """A statement past the record's cap: counted for the histogram and, per shape, for N+1 detection; the first
+    located run of a repeated shape is kept as that shape's sample (its line), once per shape."""
+    overflow = record.overflow
+    if overflow is None:
+        overflow = record.overflow = new_overflow()
+    overflow.add(duration_ms)
+    if load is not None and load.kind is LoadKind.BATCH:
+        return
+    key = (fp, load.prop if load is not None and load.kind is LoadKind.LAZY else None)
+    shapes, shape_ms = overflow.shapes, overflow.shape_ms
+    shapes[key] = shapes.get(key, 0) + 1
+    shape_ms[key] = shape_ms.get(key, 0.0) + duration_ms
+    if site is not None and key not in overflow.samples:
+        overflow.samples[key] = QueryEvent(fp, statement, duration_ms, rows, load, parameters, site)
 
 
 def _watch_pool(sync_engine: Engine, installation: _Installation) -> None:

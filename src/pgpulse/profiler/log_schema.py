@@ -105,6 +105,12 @@ EVENTS: dict[str, tuple[LogField, ...]] = {
         ),
         LogField("fix", _STR, "the engine's pool settings that reuse connections (or PgBouncer), printed whole"),
     ),
+    "record_truncated": (
+        _ROUTE,
+        _METHOD,
+        LogField("kept", (int,), "statements the record kept for N+1 detection and the exporters (its first 10,000)"),
+        LogField("total", (int,), "statements it ran, all counted in its metrics; logged once, when the record closes"),
+    ),
     "on_record_hook_failed": (
         LogField("hook", _STR, "qualified name of the `on_record` hook that raised"),
         LogField("error", _STR, "the exception class it raised (the request is not affected)"),

@@ -84,6 +84,19 @@ class RouteDurations(Collector):
     def observe(self, route: str, value: float, method: str = "") -> None:
         self.observe_many(route, [value], method)
 
+    def observe_counted(self, route: str, counts: list[int], total: float, method: str = "") -> None:
+        """Add values already counted per bucket (``counts[i]`` values fell in bucket ``i`` of ``bounds``, as
+        ``bisect_left`` places them) summing to ``total``: a record's statements past its cap."""
+        key = (route, method)
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = ([0] * len(self.bounds), [0.0])
+            mine = series[0]
+            for index, n in enumerate(counts):
+                mine[index] += n
+            series[1][0] += total
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=["route", "method"])
         with self._lock:
@@ -146,6 +159,11 @@ class FileRouteDurations(RouteDurations):
         if self._pid is None:
             self._start_flusher()
         super().observe_many(route, values, method)
+
+    def observe_counted(self, route: str, counts: list[int], total: float, method: str = "") -> None:
+        if self._pid is None:
+            self._start_flusher()
+        super().observe_counted(route, counts, total, method)
 
     def _start_flusher(self) -> None:
         with self._flush_lock:

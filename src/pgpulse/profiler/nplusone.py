@@ -119,6 +119,11 @@ def count_key(query: QueryEvent) -> Any:
 
 
 def detect(record: Record) -> list[NPlusOne]:
+    """The record's N+1s. On a record past its cap (``record.overflow``) the kept statements are grouped as usual;
+    a shape that also ran past the cap gets those runs (counted per shape) added when the kept part shows it from
+    one line — the runs nobody located join the first located site, as they do below the cap — and is a lower
+    bound (``at_least``) when it shows several; a shape that only began repeating past the cap is found from its
+    sample (its first located run). Such findings say how much of the record was inspected."""
     threshold = record.threshold or 5
     candidates: dict[tuple[str, Any], list[QueryEvent]] = {}
     for query in record.queries:
@@ -128,14 +133,35 @@ def detect(record: Record) -> list[NPlusOne]:
         if record.counts.get(count_key(query), 0) >= threshold:
             prop = load.prop if load is not None and load.kind is LoadKind.LAZY else None
             candidates.setdefault((query.fingerprint, prop), []).append(query)
+    overflow = record.overflow
+    inspected = total = None
+    if overflow is not None:
+        inspected, total = len(record.queries), record.query_count
+        for key in overflow.samples:
+            candidates.setdefault(key, [])
     findings = []
     route = record.route_name()
     for (fp, prop), queries in candidates.items():
-        # A self-referential walk runs its lazy loads from one line per level (nested loops): one finding,
-        # placed at the line that ran most of them.
-        groups = _by_site(queries) if prop is None or not _is_self_referential(prop) else [_busiest(queries)]
+        unkept = overflow.shapes.get((fp, prop), 0) if overflow is not None else 0
+        unkept_ms = overflow.shape_ms.get((fp, prop), 0.0) if overflow is not None else 0.0
+        groups: list[tuple[Site | None, list[QueryEvent]]]
+        if not queries:  # it began repeating past the cap: its sample tells where from
+            assert overflow is not None
+            sample = overflow.samples[(fp, prop)]
+            groups, unkept = [(sample.site, [sample])], unkept - 1  # the sample is one of the unkept runs
+            unkept_ms -= sample.duration_ms
+        elif prop is None or not _is_self_referential(prop):
+            groups = _by_site(queries)
+        else:
+            # A self-referential walk runs its lazy loads from one line per level (nested loops): one finding,
+            # placed at the line that ran most of them.
+            groups = [_busiest(queries)]
+        exact = len(groups) == 1  # the unkept runs can only be this line's (or the first located one's, as above)
         for site, group in groups:
-            if len(group) < threshold:
+            count, total_ms = len(group), sum(q.duration_ms for q in group)
+            if exact:
+                count, total_ms = count + unkept, total_ms + unkept_ms
+            if count < threshold:
                 continue
             if prop is not None:
                 fix, loaded_via, levels = _lazy_fix(prop, group)
@@ -148,8 +174,8 @@ def detect(record: Record) -> list[NPlusOne]:
                 NPlusOne(
                     fingerprint=fp,
                     statement=shape(group[0].statement),
-                    count=len(group),
-                    total_ms=sum(q.duration_ms for q in group),
+                    count=count,
+                    total_ms=total_ms,
                     relationship=relationship_name(prop) if prop is not None else None,
                     loaded_via=loaded_via,
                     site=site,
@@ -158,6 +184,9 @@ def detect(record: Record) -> list[NPlusOne]:
                     method=record.method,
                     during_serialization=serialization,
                     levels=levels,
+                    inspected=inspected,
+                    total=total,
+                    at_least=unkept > 0 and not exact,
                 )
             )
     return findings

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import InstrumentedAttribute, ORMExecuteState, Session
 from sqlalchemy.orm.base import instance_state
 
-from pgpulse.profiler.context import EagerUse, LoadInfo, LoadKind, _current
+from pgpulse.profiler.context import MAX_DEPTHS_TRACKED, MAX_EAGER_KEPT, EagerUse, LoadInfo, LoadKind, _current
 
 LOAD_OPTION = "_pgpulse_load"
 EAGER_STRATEGIES = frozenset({"selectin", "joined", "subquery"})
@@ -131,7 +131,12 @@ def on_orm_execute(state: ORMExecuteState) -> None:
             watch(use.chain[-1])
             for prop in use.chain:
                 watch(prop)
-        record.eager.extend(uses)
+        room = MAX_EAGER_KEPT - len(record.eager)
+        if room >= len(uses):
+            record.eager.extend(uses)
+        else:  # past the cap: counted, not judged (the options seen before it still are)
+            record.eager.extend(uses[: max(room, 0)])
+            record.eager_dropped += len(uses) - max(room, 0)
         state.update_execution_options(**{LOAD_OPTION: LoadInfo(LoadKind.QUERY, eager=uses)})
 
 
@@ -146,7 +151,9 @@ def _on_load(target: Any, context: Any) -> None:
         return
     parent = getattr(getattr(context, "load_options", None), "_lazy_loaded_from", None)
     if parent is not None:
-        record.depths[instance_state(target)] = record.depths.get(parent, 1) + 1
+        depths = record.depths
+        if len(depths) < MAX_DEPTHS_TRACKED:  # past it an object is not tracked: its children count from level 2
+            depths[instance_state(target)] = depths.get(parent, 1) + 1
 
 
 def track_depth(mapper: Any) -> None:

@@ -257,7 +257,7 @@ class OpenTelemetryExporter:
             {
                 "pgpulse.db.query_count": record.query_count,
                 "pgpulse.db.duration_ms": round(record.db_ms, 3),
-                "pgpulse.db.failed_count": len(record.failed),
+                "pgpulse.db.failed_count": record.failed_count,
                 "pgpulse.nplusone.count": len(findings),
                 "pgpulse.unused_eager_load.count": len(unused_loads),
                 "pgpulse.db.new_connections": record.new_connections,

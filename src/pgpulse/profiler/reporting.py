@@ -55,8 +55,8 @@ def report(record: Record, *, log_findings: bool, hooks: Sequence[RecordHook] = 
     route = record.route_name() or UNMATCHED
     method = record.method or ""
     metrics.QUERIES_PER_REQUEST.labels(route, method).observe(record.query_count)
-    for query in record.failed:
-        metrics.FAILED_QUERIES.labels(route, method, query.error or "").inc()
+    for error, failed in record.failed_by_error.items():  # those past the record's cap too
+        metrics.FAILED_QUERIES.labels(route, method, error).inc(failed)
     for finding in record.findings:
         metrics.NPLUSONE_FINDINGS.labels(route, method, finding.relationship or "").inc()
         if log_findings:
