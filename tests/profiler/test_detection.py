@@ -161,3 +161,24 @@ async def test_the_stack_is_walked_only_once_a_shape_reaches_the_threshold(db: A
                 await session.execute(select(User.email).where(User.id == uid))
     assert len(calls) == 20 - 4  # runs 5..20 of the first shape; none of the second (4 runs < 5)
     assert [f.count for f in record.findings] == [20]
+
+
+async def test_a_nested_blocks_n_plus_one_is_reported_once_beside_the_outer_blocks_own(db: Any) -> None:
+    """The pytest plugin's shape: a request's record nested in the test's. Each record judges its own statements;
+    the inner one's finding goes up as it is, and its statements are not grouped again by the outer one (they
+    were, when the outer block ran the same shape enough times itself: the inner N+1 was reported twice)."""
+    uid = db.seeded.showcase_user_id
+    async with AsyncSession(db.async_engine) as session:
+        post_ids = (await session.scalars(select(Post.id).where(Post.user_id == uid))).all()
+        with profile() as outer:
+            for pid in post_ids[:6]:
+                await session.execute(select(Comment).where(Comment.post_id == pid))  # OUTER-LOOP
+            with profile() as inner:
+                for pid in post_ids[6:13]:
+                    await session.execute(select(Comment).where(Comment.post_id == pid))  # INNER-LOOP
+    [inner_finding] = inner.findings
+    assert inner_finding.count == 7 and inner_finding.site is not None
+    assert inner_finding.site.lineno == line_of("INNER-LOOP")
+    assert outer.query_count == 13  # every statement still counted in the outer record
+    lines = sorted((f.site.lineno if f.site else 0, f.count) for f in outer.findings)
+    assert lines == [(line_of("OUTER-LOOP"), 6), (line_of("INNER-LOOP"), 7)]

@@ -111,6 +111,7 @@ class QueryEvent:
     site: Site | None = None  # only looked up for a shape that repeated
     error: str | None = None  # the exception class of a failed statement (timeout, error)
     started: float = 0.0  # perf_counter() when it was sent: exporters place its span on the trace's time line
+    nested: bool = False  # handed up by a nested record, which judged it already: the parent does not again
 
     @property
     def relationship(self) -> str | None:
@@ -434,6 +435,8 @@ def hand_up(record: Record, parent: Record) -> None:
     those the child did not keep either) counted in the parent's overflow, so the totals add up exactly. The
     shapes and samples stay the child's: its N+1s were detected already and go up as findings."""
     room = max(MAX_QUERIES_KEPT - len(parent.queries), 0)
+    for query in record.queries:
+        query.nested = True  # the child's N+1s went up as findings; grouped again they would be reported twice
     parent.queries.extend(record.queries[:room])
     rest = record.queries[room:]
     child = record.overflow

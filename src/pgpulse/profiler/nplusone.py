@@ -128,7 +128,7 @@ def detect(record: Record) -> list[NPlusOne]:
     candidates: dict[tuple[str, Any], list[QueryEvent]] = {}
     for query in record.queries:
         load = query.load
-        if query.error is not None or (load is not None and load.kind is LoadKind.BATCH):
+        if query.error is not None or query.nested or (load is not None and load.kind is LoadKind.BATCH):
             continue
         if record.counts.get(count_key(query), 0) >= threshold:
             prop = load.prop if load is not None and load.kind is LoadKind.LAZY else None
