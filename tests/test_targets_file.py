@@ -148,7 +148,7 @@ def test_environment_variables_fill_the_url_only(tmp_path: Path, monkeypatch: py
         ),
         (
             f"prod postgresql://u:{SECRET}",  # no '@': SQLAlchemy would read the password as a port
-            "cannot parse database URL 'postgresql://u:***#***': expected postgresql://user:password@host:port/dbname",
+            "cannot parse database URL 'postgresql://u:***': expected postgresql://user:password@host:port/dbname",
         ),
         (
             "prod postgresql://u:no-hash-secret",

@@ -168,8 +168,9 @@ def _expand(url: str, where: str) -> str:
 def _scrub(message: str, url: str) -> str:
     """``message`` with every possible password of ``url`` masked, whatever shape the URL is in.
 
-    The URL module's messages show the URL through ``redact_url``; this catches what that cannot know to be a
-    password, e.g. ``postgresql://user:secret`` with no ``@`` (which parses as host ``user``, port ``secret``)."""
+    The URL module's messages show the URL through ``redact_url`` (which masks a non-numeric "port" too, as in
+    ``postgresql://user:secret`` with no ``@``); this is the second net: any fragment of the line that could be a
+    password is masked wherever a message quotes it."""
     _, _, rest = url.partition("://")
     if "@" in rest:
         secrets = [rest.rpartition("@")[0].partition(":")[2]]
