@@ -65,7 +65,8 @@ def test_migrate_snapshot_collect_mark_and_diff(cli_dbs: dict[str, str], tmp_pat
     code, _, err = _invoke("migrate", "--store", store)
     assert code == 0, err
     version = _fetch(store, "SELECT version_num FROM pgpulse_history.alembic_version")
-    assert [r["version_num"] for r in version] == ["0002"]  # the history store (0001), then its request history (0002)
+    # the history store (0001), its request history (0002), the requests' new connections (0003)
+    assert [r["version_num"] for r in version] == ["0003"]
     assert _fetch(store, "SELECT to_regclass('public.alembic_version') AS t")[0]["t"] is None
 
     targets = tmp_path / "targets"

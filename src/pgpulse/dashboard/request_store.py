@@ -1,5 +1,5 @@
-"""Request history in the store: the ring's summaries written to ``pgpulse_history.request`` (migration 0002), so
-the Requests page can show more than the last few hundred requests of one process.
+"""Request history in the store: the ring's summaries written to ``pgpulse_history.request`` (migrations 0002 and
+0003), so the Requests page can show more than the last few hundred requests of one process.
 
 Only when the dashboard is built with both a ``requests_ring`` and a ``store_url``. The ring hands each new
 summary to :meth:`RequestHistory.add` (in the request's task: an append to a bounded buffer, nothing more); a
@@ -8,8 +8,10 @@ its own event loop, so neither the application's loop nor its requests ever wait
 cannot be reached costs buffered summaries (the buffer keeps the newest ``buffer`` of them), never a request.
 
 What is stored is what the page shows and nothing of the request itself: method, route template, timings,
-counts and the findings (redacted statement, fix, line). Bounded by retention: rows older than ``retention``
-and beyond the newest ``max_rows`` of the target are deleted after each write (both by index).
+counts (N+1s, unused eager loads, and since 0003 the connections opened by new-connection findings) and the
+findings (redacted statement, fix, line; a new-connection finding's count, pool and fix). Bounded by retention:
+rows older than ``retention`` and beyond the newest ``max_rows`` of the target are deleted after each write (both
+by index).
 """
 
 from __future__ import annotations
@@ -57,13 +59,15 @@ COLUMNS = (
     "query_count",
     "nplusone",
     "unused",
+    "connections",
     "findings",
 )
 
 # The page's summary of the stored window, per route: worst first.
 ROUTES_SQL = f"""{TAG}
 SELECT r.method, r.route, count(*) AS requests, avg(r.duration_ms) AS mean_ms, max(r.duration_ms) AS max_ms,
-       max(r.query_count) AS max_queries, sum(r.nplusone) AS nplusone, sum(r.unused) AS unused, max(r.at) AS last
+       max(r.query_count) AS max_queries, sum(r.nplusone) AS nplusone, sum(r.unused) AS unused,
+       sum(r.connections) AS connections, max(r.at) AS last
 FROM pgpulse_history.request r JOIN pgpulse_history.target t USING (target_id)
 WHERE t.name = $1 AND r.at > now() - $2::interval
 GROUP BY r.method, r.route ORDER BY max(r.duration_ms) DESC LIMIT $3"""
@@ -80,6 +84,19 @@ def _findings(summary: RequestSummary) -> str:
                 "line": u.line,
             }
             for u in summary.unused
+        ]
+        + [
+            {
+                "kind": c.kind,
+                "headline": c.headline,
+                "fix": c.fix,
+                "line": None,
+                "count": c.count,
+                "connect_ms": c.connect_ms,
+                "pool": c.pool,
+                "pool_class": c.pool_class,
+            }
+            for c in summary.connections
         ]
     )
 
@@ -174,6 +191,7 @@ class RequestHistory:
                     s.query_count,
                     len(s.findings),
                     len(s.unused),
+                    s.new_connections,
                     _findings(s),
                 )
                 for s in batch
@@ -194,6 +212,7 @@ class StoredRoute:
     max_queries: int
     nplusone: int
     unused: int
+    connections: int  # new connections opened by the route's new-connection findings (NullPool, churn)
     last: datetime
 
 
@@ -216,6 +235,7 @@ async def stored_routes(
             int(r["max_queries"]),
             int(r["nplusone"]),
             int(r["unused"]),
+            int(r["connections"]),
             r["last"],
         )
         for r in rows

@@ -87,6 +87,21 @@ class UnusedSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionSummary:
+    """New connections a request opened on an engine that connects per request (``NullPool``) or whose pool churns
+    (:class:`~pgpulse.profiler.context.NewConnections`: at most one per engine, so a request holds a few)."""
+
+    kind: str  # "new_connection_per_request" or "connection_churn"
+    headline: str  # NewConnections.describe()'s first line: how many, the time spent connecting, the pool
+    count: int
+    connect_ms: float
+    pool: str  # the pool name given to instrument()
+    pool_class: str  # "NullPool", "AsyncAdaptedQueuePool"
+    reason: str  # "no_pool" or "churn"
+    fix: str  # whole: the engine call to use instead, and PgBouncer's settings for the driver
+
+
+@dataclass(frozen=True, slots=True)
 class RequestSummary:
     id: int
     at: float  # time.time() when it was added
@@ -98,6 +113,12 @@ class RequestSummary:
     queries: tuple[QuerySummary, ...]
     findings: tuple[FindingSummary, ...]
     unused: tuple[UnusedSummary, ...]
+    connections: tuple[ConnectionSummary, ...] = ()
+
+    @property
+    def new_connections(self) -> int:
+        """The connections opened by the request's new-connection findings (0 when it has none)."""
+        return sum(c.count for c in self.connections)
 
 
 class RequestRing:
@@ -149,6 +170,19 @@ class RequestRing:
             )
             for u in record.unused
         )
+        connections = tuple(
+            ConnectionSummary(
+                c.kind,
+                c.describe().splitlines()[0],
+                c.count,
+                c.connect_ms,
+                c.pool,
+                c.pool_class,
+                str(c.reason),
+                c.fix,
+            )
+            for c in record.connections
+        )
         with self._lock:
             summary = RequestSummary(
                 next(self._ids),
@@ -161,6 +195,7 @@ class RequestRing:
                 queries,
                 findings,
                 unused,
+                connections,
             )
             self._items.append(summary)
         for listener in self._listeners:

@@ -30,7 +30,7 @@ from pgpulse.history.kinds import SCHEMA, SPECS, TAG, Kind, KindSpec
 from pgpulse.history.snapshot import Snapshot
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002"  # tests check this is Alembic's head
+HEAD_REVISION = "0003"  # tests check this is Alembic's head
 STORE_SETTINGS = {"application_name": "pgpulse-history"}
 STORE_LIMITS = (f"{TAG} SET statement_timeout = '10min'", f"{TAG} SET lock_timeout = '30s'")
 KIND_ORDER = (Kind.database, Kind.table, Kind.index_, Kind.statement)
