@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -203,3 +204,36 @@ async def test_close_releases_the_dashboards_connections(site: Site) -> None:
             await asyncio.sleep(0.05)
     finally:
         await conn.close()
+
+
+async def test_a_plan_shows_no_constant_the_statement_did_not_write(make_database: Any) -> None:
+    """The query page's generic plan is of pg_stat_statements' normalized text, but the plan itself brings
+    constants back: a view's WHERE (here), an inlined SQL function, a column default. The page showed
+    ``Filter: (token <> 'view-secret-45'::text)`` as PostgreSQL printed it."""
+    secret = "view-secret-45"
+    url = await make_database("dashplan", extensions=("pg_stat_statements",))
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE accounts (id int PRIMARY KEY, token text);"
+            "INSERT INTO accounts SELECT g, 'k' || g FROM generate_series(1, 1000) g; ANALYZE accounts;"
+            f"CREATE VIEW live_accounts AS SELECT * FROM accounts WHERE token <> '{secret}'"
+        )
+        await conn.execute("SELECT * FROM live_accounts WHERE id = 5")
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    finally:
+        await conn.close()
+    dashboard = app(url, allow_unauthenticated=True)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dashboard), base_url="http://t") as client:
+            ids = re.findall(
+                r'/queries/(-?\d+)"><code>SELECT \* FROM live_accounts', (await client.get("/queries")).text
+            )
+            assert len(ids) == 1
+            page = await client.get(f"/queries/{ids[0]}")
+    finally:
+        await dashboard.close()
+    assert page.status_code == 200
+    assert "Filter: <code>(token &lt;&gt; &#39;***&#39;::text)</code>" in page.text
+    assert "Index Cond: <code>(id = $1)</code>" in page.text  # the statement's own parameters stay readable
+    assert secret not in page.text

@@ -14,13 +14,23 @@ from pgpulse.db.databases import create_database
 
 from . import advisor_attack as attack  # a helper module beside the tests, shared by the four files
 
-SECRETS = ["mcv-secret-value", "literal-secret-1", "comment-token-2", "unterminated-secret-3", "hidden-4"]
+SECRETS = [
+    "mcv-secret-value",
+    "literal-secret-1",
+    "comment-token-2",
+    "unterminated-secret-3",
+    "hidden-4",
+    "typed-secret-6",
+]
 QUERIES = [
     "SELECT * FROM accounts WHERE api_key = $1",  # costed with the MCV: 'mcv-secret-value'
     "SELECT * FROM accounts WHERE api_key = 'literal-secret-1' /* token=comment-token-2 */",
     "SELECT * FROM accounts WHERE api_key = 'unterminated-secret-3",
     "SELECT * FROM accounts WHERE api_key = 'x' 'hidden-4'",
     "SELECT * FROM accounts WHERE id = 5 -- comment-token-2",
+    # a literal that does not fit its column's type: the server's message quotes it ('invalid input syntax for
+    # type integer: "typed-secret-6"'), and the -v log printed that message
+    "SELECT * FROM accounts WHERE id = 'typed-secret-6'",
 ]
 
 

@@ -53,6 +53,10 @@ NO_HOST_URLS = {
 }
 KEYWORD_DSN = f"host=127.0.0.1 port=5432 user=postgres password={SECRET} dbname=postgres"
 COMMANDS = ("doctor", "advise", "bench", "demo", "serve")
+# The dashboard connects per page, so only a URL that cannot be parsed fails before it serves. It once served
+# anyway, and each page's traceback in its log ended in the parser's "invalid literal for int() with base 10:
+# 'secret'" (the cause chained to the redacted DatabaseURLError).
+PARSING_COMMANDS = (*COMMANDS, "dashboard")
 # advise, bench, demo and serve parse and connect through the same code as doctor (db.engine, asyncpg):
 # two cases each keep the suite lean
 SHARED_PATH_CASES = ("wrong password in ?password=", "closed port, password in user-info")
@@ -77,6 +81,8 @@ BENCH_BAD_URLS = {
 
 
 def _command(name: str, url: str, tmp: str) -> list[str]:
+    if name == "dashboard":
+        return [name, url, "--port", str(free_port())]
     if name == "bench":
         return ["bench", url, "--quick", "--only", "composite", "--out", tmp]
     if name in ("demo", "serve"):
@@ -94,7 +100,7 @@ def results(bad_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     tmp = str(tmp_path_factory.mktemp("bench-out"))
     runs = {(c, url): _command(c, url, tmp) for c in COMMANDS for url in _cases(c, bad_urls).values()}
     runs.update({("doctor", KEYWORD_DSN): _command("doctor", KEYWORD_DSN, tmp)})
-    runs.update({(c, url): _command(c, url, tmp) for c in COMMANDS for url in NO_HOST_URLS.values()})
+    runs.update({(c, url): _command(c, url, tmp) for c in PARSING_COMMANDS for url in NO_HOST_URLS.values()})
     runs.update({("bench", url): _command("bench", url, tmp) for url in BENCH_BAD_URLS})
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip(runs, pool.map(_cli, runs.values()), strict=True))
@@ -127,7 +133,7 @@ def test_a_libpq_keyword_string_is_refused_without_echoing_its_password(results:
     assert "cannot parse database URL" in line and "password=***" in line, line
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", PARSING_COMMANDS)
 def test_a_url_missing_its_host_never_shows_the_password_it_ends_with(command: str, results: Results) -> None:
     for case, url in NO_HOST_URLS.items():
         line = _assert_one_safe_line(results[command, url], f"{command} / {case}")
@@ -139,3 +145,25 @@ def test_bench_refuses_unusable_urls_in_one_line(url: str, needle: str, results:
     """Before the fix each of these ended in a traceback (the empty one ran a whole benchmark instead)."""
     line = _assert_one_safe_line(results["bench", url], f"bench {url!r}")
     assert needle in line, line
+
+
+LIBRARY_CALLS = {
+    "libpq_url": "from pgpulse.db.urls import libpq_url; libpq_url(sys.argv[1])",
+    "dashboard app": "from pgpulse.dashboard import app; app(sys.argv[1], allow_unauthenticated=True)",
+}
+
+
+@pytest.mark.parametrize("call", list(LIBRARY_CALLS))
+def test_an_unparseable_url_raised_into_an_app_shows_no_password_in_its_traceback(call: str) -> None:
+    """An app that lets the library's error propagate prints its traceback, chained causes included: the cause
+    of the redacted DatabaseURLError was SQLAlchemy's ``ValueError: invalid literal for int() with base 10:
+    'secret'``."""
+    for url in NO_HOST_URLS.values():
+        result = subprocess.run(
+            [sys.executable, "-c", f"import sys; {LIBRARY_CALLS[call]}", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1 and "DatabaseURLError: cannot parse database URL" in result.stderr
+        assert SECRET not in result.stderr, result.stderr[-1500:]

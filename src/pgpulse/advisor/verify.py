@@ -273,7 +273,10 @@ class Verifier:
             try:
                 raw = await self._bound("EXPLAIN (FORMAT JSON) ", stmt)
             except (Unbindable, asyncpg.DataError, asyncpg.IndeterminateDatatypeError) as exc:
-                self.log(f"  representative values do not fit the parameters ({_one_line(exc)}): generic plan")
+                # a data error quotes the value that did not fit (a literal of the query, a pg_stats value): its
+                # kind only, as failure_reason shows it
+                why = _one_line(exc) if isinstance(exc, Unbindable) else f"{type(exc).__name__}, values not shown"
+                self.log(f"  representative values do not fit the parameters ({why}): generic plan")
                 generic = True
         if generic:
             raw = await self._explain_generic(stmt)

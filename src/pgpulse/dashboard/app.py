@@ -197,12 +197,16 @@ def app(
     ``store_url`` too, the ring's summaries are also kept in the store (30 days, at most 100,000 per target).
     The advisor's verified indexes (query page, Indexes page; HypoPG needed) are cached ``advice_ttl`` seconds
     and each run is cut off after ``advice_budget`` seconds. In production mode an ``auth`` callable (or
-    ``allow_unauthenticated=True``) is required."""
+    ``allow_unauthenticated=True``) is required. A URL that cannot be parsed raises
+    :class:`pgpulse.db.urls.DatabaseURLError` here (its message shows the URL redacted)."""
     if production and auth is None and not allow_unauthenticated:
         raise DashboardError(
             "pgpulse.dashboard.app() in production mode needs auth=<callable(request) -> bool> "
             "(or allow_unauthenticated=True if the mount is protected some other way)"
         )
+    for url in (database_url, store_url):  # a URL that cannot work fails here, not in every page's traceback
+        if url is not None:
+            libpq_url(url)  # DatabaseURLError (a UserError): its message shows the URL redacted
     jinja = load_jinja()
     from pgpulse.dashboard import views
     from pgpulse.dashboard.format import FILTERS

@@ -6,6 +6,10 @@ protocol (which refuses a second statement anyway) and EXPLAINed as ``EXECUTE na
 ``plan_cache_mode = force_generic_plan``: the plan PostgreSQL would cache whatever the parameters, so the
 NULLs are never looked at and no value of the workload is needed. All of it happens in one transaction that
 is rolled back (``SET LOCAL`` goes with it) and the prepared statement is deallocated.
+
+The plan still holds constants the statement never wrote: a view's ``WHERE``, an inlined SQL function's body, a
+column default. Every detail shown goes through :func:`pgpulse.sql.redact.redact_plan_json`, as the logs' plans
+do.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pglast import ast
 
 from pgpulse.sql import UnsafeStatementError, one_statement
 from pgpulse.sql.guard import parameter_numbers
+from pgpulse.sql.redact import redact_plan_json
 
 EXPLAIN_KINDS: tuple[type[ast.Node], ...] = (ast.SelectStmt, ast.UpdateStmt, ast.DeleteStmt, ast.InsertStmt)
 MAX_PARAMS = 10_000
@@ -64,7 +69,7 @@ def build_tree(plan: dict[str, Any], root_cost: float | None = None) -> PlanNode
     root = total if root_cost is None else root_cost
     children = [build_tree(p, root) for p in plan.get("Plans", [])]
     own = max(total - sum(c.total_cost for c in children), 0.0)
-    details = [(k, _detail(plan[k])) for k in DETAIL_KEYS if k in plan]
+    details = [(k, _detail(redact_plan_json(plan[k], k))) for k in DETAIL_KEYS if k in plan]
     return PlanNode(
         # JSON says "ModifyTable" where the text format says "Update on t": show the readable one
         node_type=str(plan["Operation"] if plan.get("Node Type") == "ModifyTable" else plan.get("Node Type", "?")),

@@ -20,10 +20,12 @@ def async_url(url: str) -> URL:
     """Accept the DSN forms users paste (``postgres://``, ``postgresql://``) and pick the asyncpg driver."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy raises ArgumentError with a long message
+    except Exception:  # sqlalchemy raises ArgumentError with a long message, or the ValueError of int(port)
+        # ``from None``: the cause quotes the URL's parts ("invalid literal for int() with base 10: 'secret'" for
+        # postgresql://user:secret), and a traceback (a server's log, an app that lets it propagate) prints it
         raise DatabaseURLError(
             f"cannot parse database URL {redact(url)!r}: expected postgresql://user:password@host:port/dbname"
-        ) from exc
+        ) from None
     backend = parsed.get_backend_name()
     if backend not in ("postgres", "postgresql"):
         raise DatabaseURLError(f"{backend!r} is not PostgreSQL: pgpulse needs a postgresql:// URL")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from pgpulse.doctor.check import Context, Finding, Severity, qualified
+from pgpulse.sql import redact_sql
 
 MIN_ROWS = 10_000  # smaller tables are cheap to scan; an index rarely wins
 MIN_AVG_ROWS_PER_SCAN = 5_000
@@ -69,7 +70,7 @@ class MissingIndexesCheck:
                 top = await ctx.conn.fetch(STATEMENTS, pattern)
                 evidence["top_statements"] = [
                     {
-                        "query": " ".join(r["query"].split())[:500],
+                        "query": " ".join(redact_sql(r["query"]).split())[:500],  # comments keep secrets
                         "calls": r["calls"],
                         "mean_ms": round(r["mean_exec_time"], 3),
                         "total_ms": round(r["total_exec_time"], 1),

@@ -1,7 +1,9 @@
 """Top queries from pg_stat_statements: where the database time goes, by total, by mean and by calls.
 
 Total time finds what to optimise first; mean time finds the slow endpoint; calls finds the N+1 and the
-chatty ORM. Texts are normalized by PostgreSQL itself ($1 placeholders), so no parameter values appear.
+chatty ORM. Texts are normalized by PostgreSQL itself ($1 placeholders), but pg_stat_statements keeps the
+comments (``/* token=… */``, sqlcommenter tags) and any constant it does not normalize, so each text goes through
+:func:`pgpulse.sql.redact_sql` before it is shown.
 When the extension is missing we say how to enable it and the other checks go on.
 
 Thresholds (PgHero's ``slow_query_calls`` / ``slow_query_ms``, plus a share rule): a query is a **warning**
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 
 from pgpulse.doctor.check import Context, Finding, Severity
+from pgpulse.sql import redact_sql
 
 TOP = 5
 MIN_CALLS = 100
@@ -78,7 +81,7 @@ class TopQueriesCheck:
                 blocks = row["shared_blks_hit"] + row["shared_blks_read"]
                 mean = row["mean_exec_time"]
                 share = row["total_exec_time"] / total
-                query = " ".join(row["query"].split())
+                query = " ".join(redact_sql(row["query"]).split())
                 slow = is_slow(row["calls"], mean, share)
                 finding = Finding(
                     check=self.name,
