@@ -97,6 +97,14 @@ def test_redact_url_reads_a_non_numeric_port_as_a_password(url: str, shown: str)
     assert SECRET not in redact_text(f"could not connect to {url}: refused")
 
 
+def test_redact_url_masks_a_secret_inside_a_query_value() -> None:
+    # libpq's options=-c name=value, percent-encoded: the key is harmless, the value carries the secret
+    url = f"postgresql://bob@db/app?options=-c%20app.password%3D{SECRET}&sslmode=require"
+    shown = redact_url(url)
+    assert SECRET not in shown and SECRET not in redact_text(f"failed: {url}")
+    assert shown == "postgresql://bob@db/app?options=-c%20app.password%3D***&sslmode=require"
+
+
 def test_redact_url_keeps_harmless_parts() -> None:
     assert redact_url("postgresql://bob:pw@db:5432/app?sslmode=require") == (
         "postgresql://bob:***@db:5432/app?sslmode=require"

@@ -70,8 +70,10 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
+        # a value can carry a secret of its own: options=-c password=… (a key=value inside, percent-encoded)
         query = "&".join(
-            f"{quote(k, safe='')}={MASK if _SECRET_KEY.search(k) else quote(v, safe='/:,')}" for k, v in pairs
+            f"{quote(k, safe='')}={MASK if _SECRET_KEY.search(k) else quote(_mask_keywords(v), safe='/:,*')}"
+            for k, v in pairs
         )
     # built by hand: urlunsplit drops the empty host of postgresql:///db?host=/socket
     return f"{scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + (f"#{MASK}" if parts.fragment else "")
@@ -137,6 +139,10 @@ def redact_sql(sql: str, keep_numbers: bool = False) -> str:
     ``keep_numbers`` is for the output of ``normalize`` on one SELECT/INSERT/UPDATE/DELETE, where every value is
     already ``$n`` and the numbers left are structure (``varchar(10)``, ``ORDER BY 2``) that must stay valid SQL."""
     return _redact_constants(sql, keep_numbers).strip()
+
+
+def _mask_keywords(text: str) -> str:
+    return _KEYWORD_SECRET.sub(lambda m: m.group("key") + MASK, text)
 
 
 def _password_without_at(netloc: str) -> int | None:
