@@ -18,8 +18,10 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -257,3 +259,20 @@ def shoot(driver: WebDriver, folder: Path, name: str) -> None:
 
 def body(driver: WebDriver) -> str:
     return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+@contextmanager
+def staff_cookie(driver: WebDriver, base: str, name: str, token: str) -> Iterator[WebDriver]:
+    """The browser with the staff cookie the auth check asks for (set on the app's own origin).
+
+    Set through the DevTools protocol, without visiting the origin first: a visit answered 403 (and the favicon
+    request Chromium then sends on its own, whenever it likes) would leave errors in the console log."""
+    driver.execute_cdp_cmd("Network.setCookie", {"name": name, "value": token, "url": base + "/", "path": "/"})
+    try:
+        yield driver
+    finally:
+        driver.delete_all_cookies()
+
+
+def cells(row: Any) -> list[str]:
+    return [c.text for c in row.find_elements(By.TAG_NAME, "td")]

@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -43,7 +42,7 @@ from pgpulse.demo.seed import SHOWCASE_COMMENTS, SeedSpec, seed
 from pgpulse.profiler.context import Record
 from pgpulse.settings import Settings
 
-from .conftest import no_console_errors, open_page, serve, shoot
+from .conftest import cells, no_console_errors, open_page, serve, shoot, staff_cookie
 
 STAFF_COOKIE, STAFF_TOKEN = "staff", "staff-token-1"
 SECRET_QUERY_STRING = "sekrit-qs-51"
@@ -127,20 +126,8 @@ async def mounted(make_database: Callable[..., Awaitable[str]]) -> AsyncIterator
 
 @pytest.fixture
 def staff(browser: WebDriver, mounted: Mounted) -> Iterator[WebDriver]:
-    """The browser with the staff cookie the auth check asks for (set on the app's own origin)."""
-    # Set through the DevTools protocol, without visiting the origin first: a visit answered 403 (and the
-    # favicon request Chromium then sends on its own, whenever it likes) would leave errors in the console log.
-    browser.execute_cdp_cmd(
-        "Network.setCookie", {"name": STAFF_COOKIE, "value": STAFF_TOKEN, "url": mounted.base + "/", "path": "/"}
-    )
-    try:
-        yield browser
-    finally:
-        browser.delete_all_cookies()
-
-
-def cells(row: Any) -> list[str]:
-    return [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    with staff_cookie(browser, mounted.base, STAFF_COOKIE, STAFF_TOKEN) as driver:
+        yield driver
 
 
 async def test_the_dashboard_mounted_in_the_app_answers_only_to_staff(mounted: Mounted) -> None:

@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -37,7 +36,7 @@ from pgpulse.profiler import instrument, profile
 from pgpulse.profiler.context import Record
 from pgpulse.settings import Settings
 
-from .conftest import body, no_console_errors, open_page, serve, shoot
+from .conftest import body, cells, no_console_errors, open_page, serve, shoot, staff_cookie
 
 STAFF_COOKIE, STAFF_TOKEN = "staff", "staff-token-2"
 POSTS = "GET /users/{user_id}/posts"
@@ -96,17 +95,8 @@ async def unpooled(make_database: Callable[..., Awaitable[str]]) -> AsyncIterato
 
 @pytest.fixture
 def staff(browser: WebDriver, unpooled: Unpooled) -> Iterator[WebDriver]:
-    browser.execute_cdp_cmd(
-        "Network.setCookie", {"name": STAFF_COOKIE, "value": STAFF_TOKEN, "url": unpooled.base + "/", "path": "/"}
-    )
-    try:
-        yield browser
-    finally:
-        browser.delete_all_cookies()
-
-
-def cells(row: Any) -> list[str]:
-    return [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    with staff_cookie(browser, unpooled.base, STAFF_COOKIE, STAFF_TOKEN) as driver:
+        yield driver
 
 
 def test_the_profiler_judged_every_request_of_the_nullpool_app(unpooled: Unpooled) -> None:
