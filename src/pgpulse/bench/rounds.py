@@ -27,13 +27,20 @@ class HttpCase:
     children: bool = False  # count the server's child processes too (uvicorn --workers: the workers)
 
 
+def _ms_per_response(results: Sequence[LoadResult], seconds: Callable[[LoadResult], float | None]) -> float | None:
+    """CPU ms per response (every response, warm-up included: the CPU was spent on those too) of one measure of
+    the rounds; None unless every round has it."""
+    values = [seconds(r) for r in results]
+    total = sum(r.total for r in results)
+    if not total or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None) * 1000.0 / total
+
+
 def server_cpu_ms_per_request(results: Sequence[LoadResult]) -> float | None:
     """Server CPU per response: unlike latency, barely moved by other processes competing for the cores."""
-    cpu = [r.server_cpu_s for r in results]
-    total = sum(r.total for r in results)
-    if any(c is None for c in cpu) or not total:
-        return None
-    return round(sum(c for c in cpu if c is not None) / total * 1000.0, 4)
+    ms = _ms_per_response(results, lambda r: r.server_cpu_s)
+    return None if ms is None else round(ms, 4)
 
 
 def _delta(before: float | None, after: float | None) -> float | None:
@@ -70,19 +77,13 @@ def cpu_shares(results: Sequence[LoadResult]) -> cpu.Shares | None:
 
     The load generator's and the machine's figures span the whole round, warm-up included, as do the app's and
     the database's; so does ``total`` (every response, warm-up included): the ratio is per response served."""
-    total = sum(r.total for r in results)
-    app = [r.server_cpu_s for r in results]
-    db = [r.db_cpu_s for r in results]
-    lg = [r.loadgen_cpu_s for r in results]
-    busy = [r.machine_busy_s for r in results]
-    if not total or any(x is None for x in (*app, *db, *lg, *busy)):
+    app = _ms_per_response(results, lambda r: r.server_cpu_s)
+    db = _ms_per_response(results, lambda r: r.db_cpu_s)
+    lg = _ms_per_response(results, lambda r: r.loadgen_cpu_s)
+    busy = _ms_per_response(results, lambda r: r.machine_busy_s)
+    if app is None or db is None or lg is None or busy is None:
         return None
-    per = 1000.0 / total
-    app_ms = sum(x for x in app if x is not None) * per
-    db_ms = sum(x for x in db if x is not None) * per
-    lg_ms = sum(x for x in lg if x is not None) * per
-    busy_ms = sum(x for x in busy if x is not None) * per
-    return cpu.Shares(app_ms, db_ms, lg_ms, max(0.0, busy_ms - app_ms - db_ms - lg_ms))
+    return cpu.Shares(app, db, lg, max(0.0, busy - app - db - lg))
 
 
 async def timed_loop(

@@ -159,14 +159,13 @@ async def measure(
         conn = await asyncpg.connect(url)
         try:
             await conn.execute("SELECT pg_stat_statements_reset()")
-            app_proc = psutil.Process(app.process.pid)
-            app_cpu0, db_cpu0 = sum(app_proc.cpu_times()[:2]), cpu.server_seconds(postmaster)
+            app_cpu0, db_cpu0 = cpu.process_seconds(app.process.pid), cpu.server_seconds(postmaster)
             results: list[LoadResult] = []
             for _ in range(rounds):
                 results.append(
                     await run_load(app.port, "", CONCURRENCY, seconds, warmup, mix=requests, min_requests=CONCURRENCY)
                 )
-            app_cpu1, db_cpu1 = sum(app_proc.cpu_times()[:2]), cpu.server_seconds(postmaster)
+            app_cpu1, db_cpu1 = cpu.process_seconds(app.process.pid), cpu.server_seconds(postmaster)
             totals = await conn.fetchrow(PGSS_TOTALS)
         finally:
             await conn.close()
@@ -177,7 +176,7 @@ async def measure(
         for k, n in r.statuses.items():
             statuses[k] = statuses.get(k, 0) + n
     variant.extra.update(
-        server_cpu_ms=round((app_cpu1 - app_cpu0) / served * 1000, 3),
+        server_cpu_ms=None if app_cpu0 is None or app_cpu1 is None else round((app_cpu1 - app_cpu0) / served * 1000, 3),
         db_cpu_ms=None if db_cpu0 is None or db_cpu1 is None else round((db_cpu1 - db_cpu0) / served * 1000, 3),
         db_exec_ms=round(float(totals["exec_ms"]) / served, 3),
         queries_per_request=round(int(totals["calls"]) / served, 2),

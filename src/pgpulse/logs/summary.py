@@ -42,8 +42,6 @@ _FINGERPRINT_CACHE = 4096
 _FINGERPRINT_CACHE_BYTES = 8 * 1024 * 1024
 _CACHED_TEXT = 2048
 _PENDING_PIDS = 4096  # auto_explain plans waiting for their statement's duration line
-_fingerprint = fingerprint_uncached
-_normalize = normalize_uncached
 
 
 class SortKey(StrEnum):
@@ -222,13 +220,13 @@ class ShapeAggregator:
             return "o" + hashlib.blake2b(folded, digest_size=8).hexdigest()[1:]
         text = entry.statement or "(duration only: no statement text)"
         if len(text) > _CACHED_TEXT:
-            return _fingerprint(text)
+            return fingerprint_uncached(text)
         cache_key = literals_masked(text)
         key = self._keys.lookup(cache_key)
         if key is None:
             # Fingerprinted from the text itself, not the masked key: a text the parser rejects is grouped by a
             # hash of its own words, as it is when not cached.
-            key = self._keys.store(cache_key, _fingerprint(text))
+            key = self._keys.store(cache_key, fingerprint_uncached(text))
         return key
 
     def _group(self, key: str, entry: LogEntry) -> QueryStats:
@@ -298,7 +296,7 @@ def _shown_query(entry: LogEntry) -> str:
         return f"{redact_sql(entry.statement[:200])} … (oversized statement: counted, not parsed)"
     if not entry.statement:
         return "(duration only: no statement text)"
-    normalized = _normalize(entry.statement)
+    normalized = normalize_uncached(entry.statement)
     try:
         one_statement(entry.statement, DML_KINDS)
     except UnsafeStatementError:  # a utility statement, several, or no parse: normalize may have left values

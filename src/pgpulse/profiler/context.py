@@ -159,11 +159,24 @@ class Overflow:
         if error is not None:
             self.failed[error] = self.failed.get(error, 0) + 1
 
+    def absorb(self, other: Overflow) -> None:
+        """Add a nested record's counted statements (its per-shape counts stay its own: judged already)."""
+        self.count += other.count
+        self.seconds += other.seconds
+        for index, n in enumerate(other.buckets):
+            self.buckets[index] += n
+        for error, n in other.failed.items():
+            self.failed[error] = self.failed.get(error, 0) + n
 
-def new_overflow() -> Overflow:
-    from pgpulse.profiler.metrics import QUERY_SECONDS
 
-    return Overflow(QUERY_SECONDS.bounds)
+def overflow_of(record: Record) -> Overflow:
+    """The record's overflow, made when its first statement past the cap arrives."""
+    overflow = record.overflow
+    if overflow is None:
+        from pgpulse.profiler.metrics import QUERY_SECONDS
+
+        overflow = record.overflow = Overflow(QUERY_SECONDS.bounds)
+    return overflow
 
 
 @dataclass(slots=True)
@@ -344,8 +357,7 @@ class Record:
     @property
     def query_count(self) -> int:
         """Every statement the record saw, kept or not (``queries`` holds the first MAX_QUERIES_KEPT)."""
-        overflow = self.overflow
-        return len(self.queries) + (overflow.count if overflow is not None else 0)
+        return len(self.queries) + self.dropped
 
     @property
     def elapsed_ms(self) -> float:
@@ -424,10 +436,7 @@ def keep_query(record: Record, query: QueryEvent) -> None:
     if len(record.queries) < MAX_QUERIES_KEPT:
         record.queries.append(query)
         return
-    overflow = record.overflow
-    if overflow is None:
-        overflow = record.overflow = new_overflow()
-    overflow.add(query.duration_ms, query.error)
+    overflow_of(record).add(query.duration_ms, query.error)
 
 
 def hand_up(record: Record, parent: Record) -> None:
@@ -442,18 +451,11 @@ def hand_up(record: Record, parent: Record) -> None:
     child = record.overflow
     if not rest and child is None:
         return
-    overflow = parent.overflow
-    if overflow is None:
-        overflow = parent.overflow = new_overflow()
+    overflow = overflow_of(parent)
     for query in rest:
         overflow.add(query.duration_ms, query.error)
     if child is not None:
-        overflow.count += child.count
-        overflow.seconds += child.seconds
-        for index, n in enumerate(child.buckets):
-            overflow.buckets[index] += n
-        for error, n in child.failed.items():
-            overflow.failed[error] = overflow.failed.get(error, 0) + n
+        overflow.absorb(child)
 
 
 def log_truncated(record: Record) -> None:

@@ -38,7 +38,7 @@ from pgpulse.profiler.context import (
     Record,
     _current,
     keep_query,
-    new_overflow,
+    overflow_of,
 )
 from pgpulse.profiler.sites import find_site
 from pgpulse.profiler.statements import shape
@@ -331,9 +331,7 @@ def _overflow(
 ) -> None:
     """A statement past the record's cap: counted for the histogram and, per shape, for N+1 detection; the first
     located run of a repeated shape is kept as that shape's sample (its line), once per shape."""
-    overflow = record.overflow
-    if overflow is None:
-        overflow = record.overflow = new_overflow()
+    overflow = overflow_of(record)
     overflow.add(duration_ms)
     if load is not None and load.kind is LoadKind.BATCH:
         return

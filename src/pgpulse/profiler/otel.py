@@ -197,7 +197,6 @@ _statements: BoundedTextCache[SpanFacts] = BoundedTextCache(
     max_item_bytes=MAX_ITEM_BYTES,
     weigh=_facts_bytes,
 )
-_statement_span = _statements
 
 
 class OpenTelemetryExporter:
@@ -289,7 +288,7 @@ class OpenTelemetryExporter:
         start_span = self._tracer.start_span
         for query in queries:
             start_ns = int(query.started * 1e9) + offset_ns
-            name, common = _statement_span(query.statement)
+            name, common = _statements(query.statement)
             attributes = common.copy()
             relationship = query.relationship
             if relationship:
